@@ -1,0 +1,146 @@
+"""Installation settings: one typed schema, read from the environment and an optional TOML file.
+
+Every field has a description; environment variables are spelled
+``POSTROOM_<SECTION>__<KEY>`` (for example ``POSTROOM_SERVER__PORT=9000``) and win over
+the TOML file named by ``POSTROOM_CONFIG``. Settings are passed explicitly
+(``create_app(settings)``); nothing in Postroom reads a global settings object.
+Per-account policy lives in the database, not here.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class DeliveryMode(StrEnum):
+    """Where accepted mail goes: captured in test inboxes, to MX hosts, or to a smarthost."""
+
+    SANDBOX = "sandbox"
+    MX = "mx"
+    RELAY = "relay"
+
+
+class ServerSettings(BaseModel):
+    """The HTTP listeners."""
+
+    host: str = Field("127.0.0.1", description="Address both API listeners bind to.")
+    port: int = Field(8000, description="Port of the transactional API (and the dashboard).")
+    bulk_port: int = Field(8001, description="Port of the bulk-stream API listener.")
+    bulk_hosts: list[str] = Field(
+        default_factory=lambda: ["bulk.api.mailtrap.io"],
+        description="Host header names (without port) that select the bulk stream on any "
+        "listener; host names starting with 'bulk.' also do.",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate chain; enables HTTPS.")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+    public_url: str | None = Field(
+        None, description="Base URL users reach the API at; defaults to the listener address."
+    )
+
+
+class StorageSettings(BaseModel):
+    """Where state lives."""
+
+    data_dir: Path = Field(
+        Path("postroom-data"), description="Directory for the SQLite database and generated keys."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); defaults to "
+        "SQLite in data_dir.",
+    )
+    commit_batch_max: int = Field(256, description="Most acceptances folded into one group commit.")
+
+
+class DeliverySettings(BaseModel):
+    """The delivery worker."""
+
+    mode: DeliveryMode = Field(DeliveryMode.SANDBOX, description="sandbox, mx or relay.")
+    worker_batch: int = Field(200, description="Deliveries leased per worker round.")
+    lease_seconds: float = Field(
+        120.0, description="How long a lease holds before another worker may take the delivery."
+    )
+    max_leases: int = Field(
+        10, description="Leases a delivery may take (crash recoveries) before it is shunted."
+    )
+    poll_interval: float = Field(
+        0.2, description="Seconds the worker sleeps when the queue has nothing due."
+    )
+
+
+class SchedulerSettings(BaseModel):
+    """Periodic housekeeping."""
+
+    interval: float = Field(30.0, description="Seconds between scheduler rounds.")
+
+
+class LimitSettings(BaseModel):
+    """Request limits of the sending API (Mailtrap's published limits by default)."""
+
+    max_message_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest message, attachments included (bytes)."
+    )
+    max_batch_bytes: int = Field(50 * 1024 * 1024, description="Largest /api/batch body (bytes).")
+    max_recipients_per_field: int = Field(1000, description="Addresses allowed in to, cc or bcc.")
+    max_batch_requests: int = Field(500, description="Messages allowed in one /api/batch call.")
+    max_custom_variables_bytes: int = Field(
+        1000, description="Largest custom_variables object, serialised as JSON (bytes)."
+    )
+    max_category_chars: int = Field(255, description="Longest category.")
+
+
+class Settings(BaseSettings):
+    """All settings of one Postroom installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSTROOM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP listeners.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="Storage.")
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings, description="Delivery worker."
+    )
+    scheduler: SchedulerSettings = Field(
+        default_factory=SchedulerSettings, description="Scheduler."
+    )
+    limits: LimitSettings = Field(default_factory=LimitSettings, description="Sending limits.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then environment, then the TOML file.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("POSTROOM_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or the SQLite file inside the data directory."""
+        if self.storage.database_url:
+            return self.storage.database_url
+        return f"sqlite:///{(self.storage.data_dir / 'postroom.db').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and TOML, with ``overrides`` on top."""
+    return Settings(**overrides)

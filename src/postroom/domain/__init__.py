@@ -1,0 +1,1 @@
+"""The pure model: dataclasses and enums, no I/O. Imports nothing but ``postroom.errors``."""

@@ -1,0 +1,63 @@
+"""A message to send, after validation: what the API, SMTP and templates all produce.
+
+These types are the contract between the ways in (``postroom.api``, later SMTP
+submission) and :mod:`postroom.services.accept`; the MIME serializer
+(:mod:`postroom.domain.mime`) turns a :class:`MessageDraft` into RFC 5322 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A mailbox: an addr-spec and an optional display name (no CR/LF: validated upstream)."""
+
+    email: str
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by the message. ``disposition`` inline parts are referenced by cid."""
+
+    content: bytes
+    filename: str
+    mimetype: str = "application/octet-stream"
+    disposition: Literal["attachment", "inline"] = "attachment"
+    content_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    """Everything needed to build the MIME message and its deliveries."""
+
+    sender: Address
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    reply_to: Address | None = None
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    custom_variables: dict[str, Any] = field(default_factory=dict)
+    category: str | None = None
+    template_uuid: str | None = None
+    template_variables: dict[str, Any] | None = None
+
+    @property
+    def recipients(self) -> list[tuple[str, Address]]:
+        """Every recipient with its field, in the contract's to → cc → bcc order."""
+        return (
+            [("to", a) for a in self.to]
+            + [("cc", a) for a in self.cc]
+            + [("bcc", a) for a in self.bcc]
+        )

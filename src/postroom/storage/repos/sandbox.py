@@ -1,0 +1,190 @@
+"""Sandbox projects, inboxes and captured messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from postroom.storage.repos import insert_id
+from postroom.storage.tables import inboxes, projects, sandbox_messages
+
+
+def insert_project(conn: Connection, **values: Any) -> int:
+    return insert_id(conn, projects, values)
+
+
+def insert_inbox(conn: Connection, **values: Any) -> int:
+    return insert_id(conn, inboxes, values)
+
+
+def default_inbox_id(conn: Connection, account_id: int) -> int | None:
+    """The inbox that captures an account's mail in sandbox delivery mode."""
+    query = (
+        select(inboxes.c.id)
+        .where(inboxes.c.account_id == account_id)
+        .order_by(inboxes.c.is_default.desc(), inboxes.c.id)
+        .limit(1)
+    )
+    found = conn.execute(query).scalar()
+    return int(found) if found is not None else None
+
+
+def get_inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any] | None:
+    query = select(inboxes).where(inboxes.c.id == inbox_id, inboxes.c.account_id == account_id)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_captured(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert captured messages, skipping any already captured (a re-leased delivery)."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(sandbox_messages).on_conflict_do_nothing(
+        index_elements=["inbox_id", "message_id"]
+    )
+    # One statement per row: rowcount then tells exactly how many were new.
+    return sum(conn.execute(statement, row).rowcount for row in rows)
+
+
+def bump_inbox(conn: Connection, inbox_id: int, count: int, now: Any) -> None:
+    conn.execute(
+        update(inboxes)
+        .where(inboxes.c.id == inbox_id)
+        .values(
+            sent_messages_count=inboxes.c.sent_messages_count + count,
+            last_message_sent_at=now,
+            updated_at=now,
+        )
+    )
+
+
+# --- Management API (spec §4.9): projects, inboxes and captured messages by account. ---
+
+# Columns of a message listing: everything but the raw bytes, which only parts need.
+_SUMMARY = [c for c in sandbox_messages.c if c.name != "raw"]
+
+
+def list_projects(conn: Connection, account_id: int) -> list[dict[str, Any]]:
+    query = select(projects).where(projects.c.account_id == account_id).order_by(projects.c.id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def get_project(conn: Connection, account_id: int, project_id: int) -> dict[str, Any] | None:
+    query = select(projects).where(projects.c.id == project_id, projects.c.account_id == account_id)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def update_project(conn: Connection, project_id: int, **values: Any) -> None:
+    conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
+
+
+def delete_project(conn: Connection, project_id: int) -> None:
+    """Delete a project, its inboxes and their messages (children first, on every backend)."""
+    inbox_ids = select(inboxes.c.id).where(inboxes.c.project_id == project_id)
+    conn.execute(delete(sandbox_messages).where(sandbox_messages.c.inbox_id.in_(inbox_ids)))
+    conn.execute(delete(inboxes).where(inboxes.c.project_id == project_id))
+    conn.execute(delete(projects).where(projects.c.id == project_id))
+
+
+def list_inboxes(
+    conn: Connection, account_id: int, project_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """The account's inboxes (optionally only those of ``project_ids``), oldest first."""
+    query = select(inboxes).where(inboxes.c.account_id == account_id).order_by(inboxes.c.id)
+    if project_ids is not None:
+        query = query.where(inboxes.c.project_id.in_(project_ids))
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def update_inbox(conn: Connection, inbox_id: int, **values: Any) -> None:
+    conn.execute(update(inboxes).where(inboxes.c.id == inbox_id).values(**values))
+
+
+def delete_inbox(conn: Connection, inbox_id: int) -> None:
+    conn.execute(delete(sandbox_messages).where(sandbox_messages.c.inbox_id == inbox_id))
+    conn.execute(delete(inboxes).where(inboxes.c.id == inbox_id))
+
+
+def email_username_taken(conn: Connection, email_username: str, except_inbox: int) -> bool:
+    """Whether another inbox already receives mail at ``email_username``."""
+    query = select(inboxes.c.id).where(
+        inboxes.c.email_username == email_username, inboxes.c.id != except_inbox
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def message_counts(conn: Connection, inbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """``{inbox_id: (messages, unread)}`` for the given inboxes (absent means none)."""
+    if not inbox_ids:
+        return {}
+    unread = func.sum(case((sandbox_messages.c.is_read.is_(False), 1), else_=0))
+    query = (
+        select(sandbox_messages.c.inbox_id, func.count(), unread)
+        .where(sandbox_messages.c.inbox_id.in_(inbox_ids))
+        .group_by(sandbox_messages.c.inbox_id)
+    )
+    return {int(i): (int(n), int(u or 0)) for i, n, u in conn.execute(query)}
+
+
+def list_messages(
+    conn: Connection,
+    inbox_id: int,
+    *,
+    search: str | None,
+    before_id: int | None,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One page of an inbox's messages, newest first (snowflake ids sort by time)."""
+    query = select(*_SUMMARY).where(sandbox_messages.c.inbox_id == inbox_id)
+    if search:
+        fields = ("subject", "from_email", "from_name", "to_email", "to_name")
+        query = query.where(
+            or_(*(sandbox_messages.c[f].icontains(search, autoescape=True) for f in fields))
+        )
+    if before_id is not None:
+        query = query.where(sandbox_messages.c.id < before_id)
+    query = query.order_by(sandbox_messages.c.id.desc()).offset(offset).limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def get_message(
+    conn: Connection, account_id: int, inbox_id: int, message_id: int, *, with_raw: bool = False
+) -> dict[str, Any] | None:
+    """A captured message, only if it is in ``inbox_id`` of ``account_id``."""
+    columns = list(sandbox_messages.c) if with_raw else _SUMMARY
+    query = select(*columns).where(
+        sandbox_messages.c.id == message_id,
+        sandbox_messages.c.inbox_id == inbox_id,
+        sandbox_messages.c.account_id == account_id,
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def update_message(conn: Connection, message_id: int, **values: Any) -> None:
+    conn.execute(
+        update(sandbox_messages).where(sandbox_messages.c.id == message_id).values(**values)
+    )
+
+
+def delete_message(conn: Connection, message_id: int) -> None:
+    conn.execute(delete(sandbox_messages).where(sandbox_messages.c.id == message_id))
+
+
+def delete_inbox_messages(conn: Connection, inbox_id: int) -> None:
+    conn.execute(delete(sandbox_messages).where(sandbox_messages.c.inbox_id == inbox_id))
+
+
+def mark_inbox_read(conn: Connection, inbox_id: int, now: Any) -> None:
+    conn.execute(
+        update(sandbox_messages)
+        .where(sandbox_messages.c.inbox_id == inbox_id, sandbox_messages.c.is_read.is_(False))
+        .values(is_read=True, updated_at=now)
+    )

@@ -1,0 +1,228 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations must match it (a test checks).
+
+Identifiers: accounts, users, tokens, projects and inboxes use integer ids (the SDKs
+model them as ints); messages and deliveries use UUID strings (``message_ids`` in the
+contract); sandbox messages use 64-bit snowflake ids (the contract's ids exceed 2^32).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger ids that still autoincrement on SQLite (which only does so for INTEGER).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Stamp = UTCDateTime()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("delivery_mode", String(16), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(255), nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    # The public half of the token; lookups go by it, then the secret's hash is compared.
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("last_4_digits", String(4), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=True),
+    Column("revoked_at", Stamp, nullable=True),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
+inboxes = Table(
+    "inboxes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password", String(64), nullable=False),
+    Column("email_username", String(64), nullable=False),
+    Column("email_username_enabled", Boolean, nullable=False, default=False),
+    Column("max_size", Integer, nullable=False),
+    Column("max_message_size", Integer, nullable=False),
+    Column("sent_messages_count", Integer, nullable=False, default=0),
+    Column("last_message_sent_at", Stamp, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    # One row per accepted message (one submission); deliveries are per recipient.
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("rfc_message_id", String(255), nullable=False),
+    Column("category", String(255), nullable=True),
+    Column("custom_variables", JSON, nullable=True),
+    Column("template_uuid", String(64), nullable=True),
+    Column("template_variables", JSON, nullable=True),
+    Column("size", Integer, nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+)
+
+message_bodies = Table(
+    "message_bodies",
+    metadata,
+    # The blob store's database backend: raw RFC 5322 bytes, deletable by retention.
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # The queue: one row per recipient. ``id`` is the contract's message_id.
+    Column("id", String(36), primary_key=True),
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("recipient_domain", String(255), nullable=False),
+    Column("recipient_kind", String(3), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("next_attempt_at", Stamp, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_count", Integer, nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Stamp, nullable=True),
+    Column("last_response", Text, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_deliveries_due", "state", "priority", "next_attempt_at"),
+    Index("ix_deliveries_message", "message_id"),
+)
+
+sandbox_messages = Table(
+    "sandbox_messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("inbox_id", ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # Set when captured from the queue; unique so a re-leased delivery never captures twice.
+    Column("message_id", ForeignKey("messages.id", ondelete="SET NULL"), nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("from_email", String(320), nullable=False),
+    Column("from_name", String(255), nullable=False),
+    Column("to_email", String(320), nullable=False),
+    Column("to_name", String(255), nullable=False),
+    Column("mail_from", String(320), nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Column("raw", LargeBinary, nullable=False),
+    Column("email_size", Integer, nullable=False),
+    Column("text_body_size", Integer, nullable=False),
+    Column("html_body_size", Integer, nullable=False),
+    Column("is_read", Boolean, nullable=False, default=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    UniqueConstraint("inbox_id", "message_id", name="uq_sandbox_messages_inbox_message"),
+    Index("ix_sandbox_messages_inbox", "inbox_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    # Append-only: rows are inserted, never updated. ``kind`` is a postroom EventKind.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(36), nullable=True),
+    Column("stream", String(16), nullable=True),
+    Column("recipient", String(320), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_events_message", "message_id"),
+    Index("ix_events_account_time", "account_id", "created_at"),
+)

@@ -1,0 +1,94 @@
+"""Shared fixtures: every storage-touching test runs on SQLite and on PostgreSQL.
+
+- ``db_url``: parametrised over ``sqlite`` (a file in tmp_path) and ``postgres`` (a fresh
+  schema in the local server, dropped afterwards). PostgreSQL tests are skipped when the
+  server is unreachable, unless ``POSTROOM_TEST_REQUIRE_POSTGRES=1`` (CI sets it), in
+  which case its absence is a failure.
+- ``services``: a migrated database behind a :class:`Services`.
+- ``boot``: the first-run bootstrap (account, inbox, admin token).
+- ``client``: a Starlette TestClient on the transactional app, token pre-set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from starlette.testclient import TestClient
+
+from postroom.api.app import create_app
+from postroom.config import Settings
+from postroom.services import Services
+from postroom.services.accounts import Bootstrap, bootstrap
+from postroom.storage.db import Database
+from postroom.storage.migrate import upgrade
+
+PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("POSTROOM_TEST_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_available() -> bool:
+    try:
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+_PG = _pg_available()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for an empty database, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'postroom.db'}"
+        return
+    if not _PG:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but unreachable at {PG_URL}")
+        pytest.skip("PostgreSQL unreachable")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(storage={"data_dir": tmp_path / "data", "database_url": db_url})
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    db = Database.from_url(settings.database_url)
+    upgrade(db.engine)
+    yield Services(settings=settings, db=db)
+    db.close()
+
+
+@pytest.fixture
+def boot(services: Services) -> Bootstrap:
+    result = bootstrap(services)
+    assert result is not None
+    return result
+
+
+@pytest.fixture
+def client(services: Services, boot: Bootstrap) -> Iterator[TestClient]:
+    app = create_app(services)
+    with TestClient(app, base_url="http://testserver") as test_client:
+        test_client.headers["Authorization"] = f"Bearer {boot.token}"
+        yield test_client
