@@ -1,0 +1,1 @@
+"""HTTP API: the Mailtrap-compatible routes and Postroom's own."""
