@@ -1,0 +1,1 @@
+"""The sandbox (Email Testing): captures mail into test inboxes instead of delivering it."""

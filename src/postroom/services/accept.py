@@ -1,0 +1,224 @@
+"""accept_message(): the one way in. Every API call and (later) SMTP submission ends here.
+
+Steps, in order: authorize the sender for the account and delivery mode, build the MIME
+message, check its size, then write the message, its body, one delivery row per
+recipient (the queue) and one ``accepted`` event per recipient in a single transaction.
+The caller answers only after that transaction has committed (the writer's group commit
+resolves the future after COMMIT), so an acknowledged message survives ``kill -9``.
+
+A sandbox send (``Origin.inbox_id`` set) is captured straight into that inbox in the same
+transaction instead of being queued: there is nothing to deliver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from postroom.config import DeliveryMode
+from postroom.domain.deliveries import DeliveryState
+from postroom.domain.events import EventKind
+from postroom.domain.messages import MessageDraft
+from postroom.domain.mime import build_message, make_message_id
+from postroom.domain.streams import Stream
+from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from postroom.events.recorder import event_row
+from postroom.sandbox.capture import captured_row
+from postroom.services import Services
+from postroom.storage.repos import messages as message_repo
+from postroom.storage.repos import sandbox as sandbox_repo
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who submits, on which stream, from where, and (sandbox sends) into which inbox."""
+
+    account_id: int
+    stream: Stream
+    client_ip: str | None = None
+    inbox_id: int | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One draft turned into rows, ready for the transaction."""
+
+    message: dict[str, Any]
+    raw: bytes
+    deliveries: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+Outcome = list[str] | ValidationFailed | PayloadTooLarge
+
+
+async def accept_message(services: Services, origin: Origin, draft: MessageDraft) -> list[str]:
+    """Accept one message; returns its message ids (one per recipient, to → cc → bcc)."""
+    [outcome] = await accept_messages(services, origin, [draft])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def accept_messages(
+    services: Services, origin: Origin, drafts: Sequence[MessageDraft | Exception]
+) -> list[Outcome | Exception]:
+    """Accept several messages in one transaction; a failed item does not fail the others.
+
+    Items that are already exceptions (validation failed upstream) pass through in place,
+    so a batch's results stay in request order.
+    """
+    now = services.clock.now()
+    prepared: list[_Prepared | Exception] = []
+    for draft in drafts:
+        if isinstance(draft, Exception):
+            prepared.append(draft)
+            continue
+        try:
+            prepared.append(_prepare(services, origin, draft, now))
+        except (ValidationFailed, PayloadTooLarge, Unauthorized) as exc:
+            prepared.append(exc)
+    return await services.db.write(lambda conn: _store(services, conn, origin, prepared, now))
+
+
+def _authorize_sender(services: Services, origin: Origin, draft: MessageDraft) -> None:
+    # In sandbox mode nothing leaves the machine, so any From is accepted. Sending for
+    # real needs a verified sending domain, and none can exist until domains are built:
+    # refusing is the only honest answer for mx and relay modes.
+    if origin.inbox_id is not None or services.settings.delivery.mode is DeliveryMode.SANDBOX:
+        return
+    raise Unauthorized()
+
+
+def _prepare(services: Services, origin: Origin, draft: MessageDraft, now: datetime) -> _Prepared:
+    if draft.template_uuid is not None:
+        raise ValidationFailed([f"template with uuid '{draft.template_uuid}' not found"])
+    _authorize_sender(services, origin, draft)
+    message_pk = services.ids.message_id()
+    rfc_id = make_message_id(draft.sender.domain or "postroom.invalid", message_pk)
+    raw = build_message(draft, message_id=rfc_id, date=now)
+    if len(raw) > services.settings.limits.max_message_bytes:
+        raise PayloadTooLarge("message exceeds the size limit")
+    message = {
+        "id": message_pk,
+        "account_id": origin.account_id,
+        "stream": origin.stream.value,
+        "sender": draft.sender.email,
+        "subject": draft.subject,
+        "rfc_message_id": rfc_id,
+        "category": draft.category,
+        "custom_variables": draft.custom_variables or None,
+        "template_uuid": draft.template_uuid,
+        "template_variables": draft.template_variables,
+        "size": len(raw),
+        "client_ip": origin.client_ip,
+        "created_at": now,
+    }
+    if origin.inbox_id is not None:
+        return _Prepared(message, raw, [], [])
+    deliveries, events = _delivery_rows(services, origin, draft, message_pk, now)
+    return _Prepared(message, raw, deliveries, events)
+
+
+def _delivery_rows(
+    services: Services, origin: Origin, draft: MessageDraft, message_pk: str, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    deliveries, events = [], []
+    for position, (kind, address) in enumerate(draft.recipients):
+        delivery_id = message_pk if position == 0 else services.ids.message_id()
+        deliveries.append(
+            {
+                "id": delivery_id,
+                "message_id": message_pk,
+                "account_id": origin.account_id,
+                "stream": origin.stream.value,
+                "recipient": address.email,
+                "recipient_domain": address.domain,
+                "recipient_kind": kind,
+                "position": position,
+                "state": DeliveryState.QUEUED.value,
+                "priority": origin.stream.priority,
+                "next_attempt_at": now,
+                "attempts": 0,
+                "lease_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        events.append(
+            event_row(
+                services.ids,
+                origin.account_id,
+                EventKind.ACCEPTED,
+                delivery_id,
+                origin.stream,
+                address.email,
+                {},
+                now,
+            )
+        )
+    return deliveries, events
+
+
+def _store(
+    services: Services,
+    conn: Connection,
+    origin: Origin,
+    prepared: list[_Prepared | Exception],
+    now: datetime,
+) -> list[Outcome | Exception]:
+    ready = [p for p in prepared if isinstance(p, _Prepared)]
+    if origin.inbox_id is not None:
+        return _capture(services, conn, origin, prepared, now)
+    message_repo.insert_accepted(
+        conn,
+        [p.message for p in ready],
+        [{"message_id": p.message["id"], "raw": p.raw} for p in ready],
+        [d for p in ready for d in p.deliveries],
+        [e for p in ready for e in p.events],
+    )
+    return [p if isinstance(p, Exception) else [d["id"] for d in p.deliveries] for p in prepared]
+
+
+def _capture(
+    services: Services,
+    conn: Connection,
+    origin: Origin,
+    prepared: list[_Prepared | Exception],
+    now: datetime,
+) -> list[Outcome | Exception]:
+    assert origin.inbox_id is not None
+    if sandbox_repo.get_inbox(conn, origin.account_id, origin.inbox_id) is None:
+        raise NotFound("inbox")
+    ready = [p for p in prepared if isinstance(p, _Prepared)]
+    message_repo.insert_accepted(
+        conn,
+        [p.message for p in ready],
+        [{"message_id": p.message["id"], "raw": p.raw} for p in ready],
+        [],
+        [],
+    )
+    outcomes: list[Outcome | Exception] = []
+    for item in prepared:
+        if isinstance(item, Exception):
+            outcomes.append(item)
+            continue
+        sandbox_id = services.ids.snowflake(now)
+        row = captured_row(
+            item.raw,
+            sandbox_id=sandbox_id,
+            inbox_id=origin.inbox_id,
+            account_id=origin.account_id,
+            message_id=item.message["id"],
+            mail_from=item.message["sender"],
+            client_ip=origin.client_ip,
+            now=now,
+        )
+        sandbox_repo.insert_captured(conn, [row])
+        outcomes.append([str(sandbox_id)])
+    sandbox_repo.bump_inbox(conn, origin.inbox_id, len(ready), now)
+    return outcomes

@@ -1,0 +1,50 @@
+"""Scheduler: periodic housekeeping in every `postroom serve` (or `postroom scheduler`).
+
+Today it shunts crash-looping deliveries (leased ``max_leases`` times without completing)
+so that one poisonous message cannot occupy a worker forever; an operator sees them in
+the queue and can requeue them. Later jobs (DNS re-checks, retention) join ``JOBS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from postroom.queue import leases
+from postroom.services import Services
+from postroom.workers import sleep_unless_stopped
+
+log = logging.getLogger("postroom.scheduler")
+
+
+async def shunt_crash_loops(services: Services) -> int:
+    now = services.clock.now()
+    max_leases = services.settings.delivery.max_leases
+    shunted = await services.db.write(lambda conn: leases.shunt_crash_loops(conn, now, max_leases))
+    for row in shunted:
+        log.warning(
+            "shunted delivery %s to %s after %d leases", row["id"], row["recipient"], max_leases
+        )
+    return len(shunted)
+
+
+JOBS = (shunt_crash_loops,)
+
+
+class Scheduler:
+    """Runs every job in ``JOBS`` each ``interval`` seconds until stopped."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def run_once(self) -> None:
+        for job in JOBS:
+            try:
+                await job(self.services)
+            except Exception:
+                log.exception("scheduler job %s failed", job.__name__)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.run_once()
+            await sleep_unless_stopped(stop, self.services.settings.scheduler.interval)
