@@ -1,0 +1,69 @@
+"""The ASGI application factory: one app per listener, sharing one Services.
+
+``create_app(services, stream)`` builds the FastAPI app for a listener; the transactional
+and bulk listeners differ only in their default stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from postroom import __version__
+from postroom.api import errors
+from postroom.api.routes import accounts, sending
+from postroom.api.schemas import DOC_MODELS
+from postroom.domain.streams import Stream
+from postroom.services import Services
+from postroom.services.auth import Authenticator
+
+
+def create_app(
+    services: Services,
+    stream: Stream = Stream.TRANSACTIONAL,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    """Build the API for one listener."""
+    app = FastAPI(
+        title="Postroom",
+        version=__version__,
+        description="Self-hosted Email API, wire-compatible with the Mailtrap Email API.",
+    )
+    app.state.services = services
+    app.state.stream = stream
+    app.state.authenticator = authenticator or Authenticator(services)
+    errors.install(app)
+    for module in _routers():
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _routers() -> list[Any]:
+    from postroom.api.routes import sandbox
+
+    return [sending, accounts, sandbox]
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the hand-parsed request bodies' schemas."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=app.description
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in DOC_MODELS:
+        components.update(_model_schemas(model))
+    app.openapi_schema = schema
+    return schema
+
+
+def _model_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    doc = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    defs = doc.pop("$defs", {})
+    return {**defs, model.__name__: doc}

@@ -1,0 +1,109 @@
+"""Map Postroom's exceptions to the contract's status codes and error shapes.
+
+Routes of the sending hosts (``/api/send``, ``/api/batch`` and their sandbox forms)
+answer in the sending family; everything else in the general family (spec §2).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from postroom.api.responses import field_errors, general_error, json_response, sending_error
+from postroom.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+
+log = logging.getLogger("postroom.api")
+
+
+def is_sending_path(path: str) -> bool:
+    return path.startswith(("/api/send", "/api/batch"))
+
+
+def _respond(request: Request, status: int, sending: list[str], general: str) -> Response:
+    if is_sending_path(request.url.path):
+        return sending_error(status, sending)
+    return general_error(status, general)
+
+
+async def on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationFailed)
+    if is_sending_path(request.url.path):
+        return sending_error(400, exc.errors)
+    return field_errors({"base": exc.errors})
+
+
+async def on_too_large(request: Request, exc: Exception) -> Response:
+    return _respond(request, 413, ["Message too large"], "Payload Too Large")
+
+
+async def on_unauthorized(request: Request, exc: Exception) -> Response:
+    return _respond(request, 401, ["Unauthorized"], "Incorrect API token")
+
+
+async def on_forbidden(request: Request, exc: Exception) -> Response:
+    if is_sending_path(request.url.path):
+        return sending_error(403, ["Forbidden"])
+    return json_response({"errors": "Access forbidden"}, 403)
+
+
+async def on_not_found(request: Request, exc: Exception) -> Response:
+    return _respond(request, 404, ["Not Found"], "Not Found")
+
+
+async def on_conflict(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Conflict)
+    return field_errors(exc.field_errors)
+
+
+async def on_request_validation(request: Request, exc: Exception) -> Response:
+    # FastAPI's own parameter validation (path ids, query types): the contract's 400.
+    assert isinstance(exc, RequestValidationError)
+    messages = [_describe(e) for e in exc.errors()]
+    if is_sending_path(request.url.path):
+        return sending_error(400, messages)
+    return general_error(400, "; ".join(messages) or "Bad Request")
+
+
+def _describe(error: object) -> str:
+    if isinstance(error, dict):
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("path", "query", "body"))
+        return f"'{where}' {error.get('msg', 'is invalid')}".strip()
+    return str(error)
+
+
+async def on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "Not Found", 405: "Method Not Allowed"}
+    text = messages.get(exc.status_code, str(exc.detail))
+    return _respond(request, exc.status_code, [text], text)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if is_sending_path(request.url.path):
+        return sending_error(500, ["Internal server error"])
+    return json_response({"errors": "Unexpected error"}, 500)
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    app.add_exception_handler(ValidationFailed, on_validation)
+    app.add_exception_handler(PayloadTooLarge, on_too_large)
+    app.add_exception_handler(Unauthorized, on_unauthorized)
+    app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(NotFound, on_not_found)
+    app.add_exception_handler(Conflict, on_conflict)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

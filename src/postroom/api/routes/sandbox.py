@@ -1,0 +1,484 @@
+"""Sandbox (Email Testing) management API, spec §4.9: projects, inboxes, messages, parts.
+
+Thin on purpose: each route authenticates (``principal``), checks the path's account and
+the scope (``read`` for GET, ``admin`` for writes), calls a use case of
+:mod:`postroom.sandbox.inboxes` / :mod:`postroom.sandbox.messages`, and shapes the JSON
+exactly as the official SDKs' models require (every required field present; extra
+fields are ignored by the SDKs).
+
+Message bodies are attacker-controlled: HTML is served under a Content-Security-Policy
+that forbids scripts, network access and same-origin privileges, and every body or
+attachment response carries ``X-Content-Type-Options: nosniff``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from postroom.api.auth import account_scope, principal
+from postroom.api.body import read_json
+from postroom.api.responses import json_response
+from postroom.errors import ValidationFailed
+from postroom.sandbox import inboxes, messages
+from postroom.sandbox.inboxes import InboxView, ProjectView
+from postroom.sandbox.messages import AttachmentPart
+from postroom.services import Services
+from postroom.services.auth import Principal
+
+router = APIRouter(tags=["sandbox"])
+T = TypeVar("T")
+
+# Ids are 64-bit in storage; larger path values could only ever be 404 (and overflow SQLite).
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Who = Annotated[Principal, Depends(principal)]
+
+SMTP_PORTS = [2525]  # Postroom's SMTP submission listener (default --smtp-port)
+BODY_LIMIT = 64 * 1024  # management bodies are a name or a flag
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+# Email HTML may carry scripts, forms and tracking pixels: allow inline styles and
+# embedded images only, and ``sandbox`` gives the document a unique (opaque) origin.
+HTML_CSP = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; sandbox"
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]")
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+ACCOUNT = "/api/accounts/{account_id}"
+INBOX = ACCOUNT + "/inboxes/{inbox_id}"
+MESSAGE = INBOX + "/messages/{message_id}"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _scoped(request: Request, who: Principal, account_id: int, scope: str) -> Services:
+    """The services, once the caller may act on ``account_id`` with ``scope``."""
+    account_scope(who, account_id, scope)
+    services: Services = request.app.state.services
+    return services
+
+
+async def _section(request: Request, key: str) -> dict[str, Any]:
+    """The ``{"<key>": {...}}`` wrapper object of a request body."""
+    body = await read_json(request, BODY_LIMIT)
+    section = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(section, dict):
+        raise ValidationFailed([f"param is missing or the value is empty: {key}"])
+    return section
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and ``Z``, as the contract's timestamps are."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def human_size(size: int) -> str:
+    """Rails' ``number_to_human_size``: "0 Bytes", "1 Byte", "1.21 KB", "10 MB"."""
+    if size < 1024:
+        return f"{size} Byte" if size == 1 else f"{size} Bytes"
+    value, units = size / 1024, ["KB", "MB", "GB", "TB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    unit = units[0]
+    decimals = max(3 - len(str(int(value))), 0)
+    text = f"{value:.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + f" {unit}"
+
+
+def _host(services: Services) -> str:
+    """The host name clients reach this server at (SMTP and API alike)."""
+    server = services.settings.server
+    if server.public_url:
+        return urlsplit(server.public_url).hostname or "127.0.0.1"
+    return "127.0.0.1" if server.host in _WILDCARD_HOSTS else server.host
+
+
+def _base_url(services: Services) -> str:
+    server = services.settings.server
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    scheme = "https" if server.tls_cert else "http"
+    return f"{scheme}://{_host(services)}:{server.port}"
+
+
+def _permissions(who: Principal) -> dict[str, bool]:
+    admin = "admin" in who.scopes
+    return {"can_read": True, "can_update": admin, "can_destroy": admin, "can_leave": False}
+
+
+# --- JSON shapes --------------------------------------------------------------------------
+
+
+def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str, Any]:
+    row, host = view.row, _host(services)
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "username": row["username"],
+        # Mailtrap shows the SMTP password only to those who may administer the inbox.
+        "password": row["password"] if "admin" in who.scopes else None,
+        "max_size": row["max_size"],
+        "status": "active",
+        "email_username": row["email_username"],
+        "email_username_enabled": row["email_username_enabled"],
+        "sent_messages_count": row["sent_messages_count"],
+        "forwarded_messages_count": 0,
+        "used": view.emails_count > 0,
+        "forward_from_email_address": f"a{row['account_id']}-i{row['id']}@{host}",
+        "project_id": row["project_id"],
+        "domain": host,
+        "pop3_domain": host,
+        "email_domain": host,
+        "api_domain": host,
+        "emails_count": view.emails_count,
+        "emails_unread_count": view.unread_count,
+        "last_message_sent_at": iso(row["last_message_sent_at"]),
+        "smtp_ports": SMTP_PORTS,
+        "pop3_ports": [],
+        "max_message_size": row["max_message_size"],
+        "permissions": _permissions(who),
+    }
+
+
+def project_json(services: Services, who: Principal, view: ProjectView) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "id": view.row["id"],
+        "name": view.row["name"],
+        "inboxes": [inbox_json(services, who, inbox) for inbox in view.inboxes],
+        "permissions": _permissions(who),
+    }
+    if "admin" in who.scopes:
+        # Postroom has no share tokens: both links lead to the project in the dashboard.
+        link = f"{_base_url(services)}/projects/{view.row['id']}"
+        shaped["share_links"] = {"admin": link, "viewer": link}
+    return shaped
+
+
+def _message_path(row: dict[str, Any]) -> str:
+    return f"/api/accounts/{row['account_id']}/inboxes/{row['inbox_id']}/messages/{row['id']}"
+
+
+def message_json(row: dict[str, Any]) -> dict[str, Any]:
+    path = _message_path(row)
+    return {
+        "id": row["id"],
+        "inbox_id": row["inbox_id"],
+        "subject": row["subject"],
+        "sent_at": iso(row["created_at"]),
+        "from_email": row["from_email"],
+        "from_name": row["from_name"],
+        "to_email": row["to_email"],
+        "to_name": row["to_name"],
+        "email_size": row["email_size"],
+        "is_read": row["is_read"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "html_body_size": row["html_body_size"],
+        "text_body_size": row["text_body_size"],
+        "human_size": human_size(row["email_size"]),
+        "html_path": f"{path}/body.html",
+        "txt_path": f"{path}/body.txt",
+        "raw_path": f"{path}/body.raw",
+        "download_path": f"{path}/body.eml",
+        "html_source_path": f"{path}/body.htmlsource",
+        "blacklists_report_info": False,
+        "smtp_information": {
+            "ok": True,
+            "data": {"mail_from_addr": row["mail_from"], "client_ip": row["client_ip"] or ""},
+        },
+    }
+
+
+def attachment_json(row: dict[str, Any], part: AttachmentPart) -> dict[str, Any]:
+    return {
+        "id": part.id,
+        "message_id": row["id"],
+        "filename": part.filename,
+        "attachment_type": part.disposition,
+        "content_type": part.content_type,
+        "content_id": part.content_id,
+        "transfer_encoding": part.transfer_encoding,
+        "attachment_size": len(part.content),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "attachment_human_size": human_size(len(part.content)),
+        "download_path": f"{_message_path(row)}/attachments/{part.id}/download",
+    }
+
+
+def _download_disposition(filename: str) -> str:
+    """RFC 6266 ``attachment`` with an ASCII fallback: no quotes or CR/LF reach the header."""
+    fallback = _SAFE_FILENAME.sub("_", filename)[:200] or "attachment"
+    value = f'attachment; filename="{fallback}"'
+    return value + (f"; filename*=UTF-8''{quote(filename, safe='')}" if filename else "")
+
+
+# --- projects -----------------------------------------------------------------------------
+
+
+@router.get(ACCOUNT + "/projects", summary="List projects and their inboxes")
+async def list_projects(account_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    views = await inboxes.list_projects(services, account_id)
+    return json_response([project_json(services, who, v) for v in views])
+
+
+@router.post(ACCOUNT + "/projects", summary="Create a project")
+async def create_project(account_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    section = await _section(request, "project")
+    view = await inboxes.create_project(services, account_id, section.get("name"))
+    return json_response(project_json(services, who, view))
+
+
+@router.get(ACCOUNT + "/projects/{project_id}", summary="Get a project")
+async def get_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    view = await inboxes.get_project(services, account_id, project_id)
+    return json_response(project_json(services, who, view))
+
+
+@router.patch(ACCOUNT + "/projects/{project_id}", summary="Rename a project")
+async def update_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    section = await _section(request, "project")
+    view = await inboxes.rename_project(services, account_id, project_id, section.get("name"))
+    return json_response(project_json(services, who, view))
+
+
+@router.delete(ACCOUNT + "/projects/{project_id}", summary="Delete a project and its inboxes")
+async def delete_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    return json_response({"id": await inboxes.delete_project(services, account_id, project_id)})
+
+
+# --- inboxes ------------------------------------------------------------------------------
+
+
+@router.get(ACCOUNT + "/inboxes", summary="List the account's inboxes")
+async def list_inboxes(account_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    views = await inboxes.list_inboxes(services, account_id)
+    return json_response([inbox_json(services, who, v) for v in views])
+
+
+@router.post(ACCOUNT + "/projects/{project_id}/inboxes", summary="Create an inbox")
+async def create_inbox(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    section = await _section(request, "inbox")
+    view = await inboxes.create_inbox(services, account_id, project_id, section.get("name"))
+    return json_response(inbox_json(services, who, view))
+
+
+@router.get(INBOX, summary="Get an inbox")
+async def get_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    view = await inboxes.get_inbox(services, account_id, inbox_id)
+    return json_response(inbox_json(services, who, view))
+
+
+@router.patch(INBOX, summary="Rename an inbox or change its email username")
+async def update_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    section = await _section(request, "inbox")
+    view = await inboxes.update_inbox(services, account_id, inbox_id, section)
+    return json_response(inbox_json(services, who, view))
+
+
+@router.delete(INBOX, summary="Delete an inbox and its messages")
+async def delete_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    view = await inboxes.delete_inbox(services, account_id, inbox_id)
+    return json_response(inbox_json(services, who, view))
+
+
+# The five body-less PATCH actions share one shape: change the inbox, return it.
+_ACTIONS = {
+    "clean": (inboxes.clean_inbox, "Delete every message of an inbox"),
+    "all_read": (inboxes.mark_all_read, "Mark every message of an inbox read"),
+    "reset_credentials": (inboxes.reset_credentials, "New SMTP password for an inbox"),
+    "toggle_email_username": (inboxes.toggle_email_username, "Turn the inbox address on/off"),
+    "reset_email_username": (inboxes.reset_email_username, "New inbox address username"),
+}
+
+
+def _add_action(name: str) -> None:
+    action, summary = _ACTIONS[name]
+
+    async def endpoint(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
+        services = _scoped(request, who, account_id, "admin")
+        view = await action(services, account_id, inbox_id)
+        return json_response(inbox_json(services, who, view))
+
+    router.add_api_route(
+        f"{INBOX}/{name}", endpoint, methods=["PATCH"], summary=summary, name=f"inbox_{name}"
+    )
+
+
+for _name in _ACTIONS:
+    _add_action(_name)
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+@router.get(INBOX + "/messages", summary="List an inbox's messages, newest first")
+async def list_messages(
+    account_id: Id,
+    inbox_id: Id,
+    request: Request,
+    who: Who,
+    search: Annotated[str | None, Query(max_length=255)] = None,
+    last_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    rows = await messages.list_messages(
+        services, account_id, inbox_id, search=search, last_id=last_id, page=page
+    )
+    return json_response([message_json(row) for row in rows])
+
+
+@router.get(MESSAGE, summary="Get a message")
+async def get_message(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    services = _scoped(request, who, account_id, "read")
+    return json_response(
+        message_json(await messages.get_message(services, account_id, inbox_id, message_id))
+    )
+
+
+@router.patch(MESSAGE, summary="Mark a message read or unread")
+async def update_message(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    is_read = messages.parse_is_read((await _section(request, "message")).get("is_read"))
+    row = await messages.set_read(services, account_id, inbox_id, message_id, is_read)
+    return json_response(message_json(row))
+
+
+@router.delete(MESSAGE, summary="Delete a message")
+async def delete_message(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    services = _scoped(request, who, account_id, "admin")
+    row = await messages.delete_message(services, account_id, inbox_id, message_id)
+    return json_response(message_json(row))
+
+
+# --- message parts ------------------------------------------------------------------------
+
+
+async def _part(
+    request: Request, who: Principal, ids: tuple[int, int, int], extract: Callable[[bytes], T]
+) -> tuple[dict[str, Any], T]:
+    """The message row and a part of it, after the same checks as every other route."""
+    account_id, inbox_id, message_id = ids
+    services = _scoped(request, who, account_id, "read")
+    return await messages.read_part(services, account_id, inbox_id, message_id, extract)
+
+
+@router.get(MESSAGE + "/body.txt", summary="The text body")
+async def body_txt(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    _, text = await _part(request, who, ids, lambda raw: messages.body_text(raw, "plain"))
+    return Response(text, media_type="text/plain", headers=NOSNIFF)
+
+
+@router.get(MESSAGE + "/body.html", summary="The HTML body, sandboxed")
+async def body_html(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    _, html = await _part(request, who, ids, lambda raw: messages.body_text(raw, "html"))
+    headers = {**NOSNIFF, "Content-Security-Policy": HTML_CSP, "X-Frame-Options": "SAMEORIGIN"}
+    return Response(html, media_type="text/html", headers=headers)
+
+
+@router.get(MESSAGE + "/body.htmlsource", summary="The HTML body's source, as text")
+async def body_htmlsource(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    _, html = await _part(request, who, ids, lambda raw: messages.body_text(raw, "html"))
+    return Response(html, media_type="text/plain", headers=NOSNIFF)
+
+
+@router.get(MESSAGE + "/body.raw", summary="The raw RFC 5322 message, as text")
+async def body_raw(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    _, raw = await _part(request, who, (account_id, inbox_id, message_id), bytes)
+    return Response(raw, media_type="text/plain", headers=NOSNIFF)
+
+
+@router.get(MESSAGE + "/body.eml", summary="The message as an .eml download")
+async def body_eml(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    _, raw = await _part(request, who, (account_id, inbox_id, message_id), bytes)
+    headers = {**NOSNIFF, "Content-Disposition": f'attachment; filename="{message_id}.eml"'}
+    return Response(raw, media_type="message/rfc822", headers=headers)
+
+
+@router.get(MESSAGE + "/mail_headers", summary="The message's headers, decoded")
+async def mail_headers(
+    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    _, headers = await _part(request, who, ids, messages.mail_headers)
+    return json_response({"headers": headers})
+
+
+# --- attachments --------------------------------------------------------------------------
+
+
+@router.get(MESSAGE + "/attachments", summary="List a message's attachments")
+async def list_attachments(
+    account_id: Id,
+    inbox_id: Id,
+    message_id: Id,
+    request: Request,
+    who: Who,
+    attachment_type: Annotated[str | None, Query()] = None,
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    row, parts = await _part(request, who, ids, messages.attachments)
+    wanted = [p for p in parts if attachment_type in (None, "", p.disposition)]
+    return json_response([attachment_json(row, p) for p in wanted])
+
+
+@router.get(MESSAGE + "/attachments/{attachment_id}", summary="Get one attachment")
+async def get_attachment(
+    account_id: Id, inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    row, part = await _part(request, who, ids, lambda raw: messages.attachment(raw, attachment_id))
+    return json_response(attachment_json(row, part))
+
+
+@router.get(MESSAGE + "/attachments/{attachment_id}/download", summary="Download an attachment")
+async def download_attachment(
+    account_id: Id, inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, who: Who
+) -> Response:
+    ids = (account_id, inbox_id, message_id)
+    _, part = await _part(request, who, ids, lambda raw: messages.attachment(raw, attachment_id))
+    headers = {
+        **NOSNIFF,
+        "Content-Disposition": _download_disposition(part.filename),
+        # Even if a browser renders it, the file gets no script and no same-origin access.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    return Response(part.content, media_type=part.content_type, headers=headers)

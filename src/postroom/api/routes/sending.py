@@ -1,0 +1,133 @@
+"""The sending API (spec §3): /api/send and /api/batch, and their sandbox forms.
+
+The stream is the listener's (transactional on the main port, bulk on the bulk port),
+unless the Host header names a bulk host (``bulk.…``), as Mailtrap's hosts do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from postroom.api.auth import principal
+from postroom.api.body import read_json
+from postroom.api.payload import parse_batch, parse_send
+from postroom.api.responses import json_response
+from postroom.api.schemas import (
+    BatchRequestDoc,
+    BatchResponse,
+    SendingError,
+    SendRequestDoc,
+    SendResponse,
+)
+from postroom.domain.streams import Stream
+from postroom.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from postroom.services import Services
+from postroom.services.accept import Origin, accept_message, accept_messages
+from postroom.services.auth import Principal
+
+router = APIRouter(tags=["sending"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": SendingError} for code in (400, 401, 403, 413, 429, 500)
+}
+
+
+def _body_doc(model: type[Any]) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def stream_of(request: Request) -> Stream:
+    """The request's stream: the listener's, unless the Host header says bulk."""
+    services: Services = request.app.state.services
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
+    if host in services.settings.server.bulk_hosts or host.startswith("bulk."):
+        return Stream.BULK
+    stream: Stream = request.app.state.stream
+    return stream
+
+
+def _origin(request: Request, who: Principal, inbox_id: int | None = None) -> Origin:
+    who.require("send")
+    client = request.client.host if request.client else None
+    stream = Stream.TRANSACTIONAL if inbox_id is not None else stream_of(request)
+    return Origin(who.account_id, stream, client, inbox_id)
+
+
+async def _send(request: Request, who: Principal, inbox_id: int | None) -> Any:
+    services: Services = request.app.state.services
+    limits = services.settings.limits
+    # Base64 inflates attachments by 4/3; allow for it and the JSON around them.
+    body = await read_json(request, limits.max_message_bytes * 3 // 2 + 65536)
+    draft = parse_send(body, limits)
+    ids = await accept_message(services, _origin(request, who, inbox_id), draft)
+    return json_response({"success": True, "message_ids": ids})
+
+
+async def _batch(request: Request, who: Principal, inbox_id: int | None) -> Any:
+    services: Services = request.app.state.services
+    limits = services.settings.limits
+    body = await read_json(request, limits.max_batch_bytes)
+    drafts = parse_batch(body, limits)
+    outcomes = await accept_messages(services, _origin(request, who, inbox_id), drafts)
+    return json_response({"success": True, "responses": [_item(o) for o in outcomes], "errors": []})
+
+
+def _item(outcome: object) -> dict[str, Any]:
+    if isinstance(outcome, list):
+        return {"success": True, "message_ids": outcome}
+    if isinstance(outcome, ValidationFailed):
+        return {"success": False, "errors": outcome.errors}
+    if isinstance(outcome, PayloadTooLarge):
+        return {"success": False, "errors": ["Message too large"]}
+    if isinstance(outcome, Unauthorized):
+        return {"success": False, "errors": ["Unauthorized"]}
+    raise outcome if isinstance(outcome, Exception) else TypeError(outcome)
+
+
+@router.post(
+    "/api/send",
+    response_model=SendResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_doc(SendRequestDoc),
+    summary="Send one message",
+)
+async def send(request: Request, who: Principal = Depends(principal)) -> Any:
+    return await _send(request, who, None)
+
+
+@router.post(
+    "/api/batch",
+    response_model=BatchResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_doc(BatchRequestDoc),
+    summary="Send up to 500 messages",
+)
+async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
+    return await _batch(request, who, None)
+
+
+@router.post(
+    "/api/send/{inbox_id}",
+    response_model=SendResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_doc(SendRequestDoc),
+    summary="Send into a sandbox inbox",
+)
+async def sandbox_send(inbox_id: int, request: Request, who: Principal = Depends(principal)) -> Any:
+    return await _send(request, who, inbox_id)
+
+
+@router.post(
+    "/api/batch/{inbox_id}",
+    response_model=BatchResponse,
+    responses=_ERRORS,
+    openapi_extra=_body_doc(BatchRequestDoc),
+    summary="Batch into a sandbox inbox",
+)
+async def sandbox_batch(
+    inbox_id: int, request: Request, who: Principal = Depends(principal)
+) -> Any:
+    return await _batch(request, who, inbox_id)
