@@ -1,0 +1,1 @@
+"""The command-line interface (Typer + Rich): ``serve`` and local administration commands."""

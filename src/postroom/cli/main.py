@@ -1,0 +1,224 @@
+"""``postroom``: the command-line contract of DESIGN.md.
+
+Local commands work on the database directly and honour ``--data-dir`` and
+``--database-url`` exactly as ``serve`` does, so a script can create a token for the
+instance it started::
+
+    postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P]
+                   [--bulk-port P] [--delivery-mode sandbox] [--tls-cert F --tls-key F]
+    postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
+    postroom account list
+    postroom db migrate
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from postroom.config import DeliveryMode, Settings, load_settings
+from postroom.services import Services
+from postroom.services import accounts as account_service
+from postroom.storage.db import Database, NonDurableDatabase, check_durability
+from postroom.storage.migrate import upgrade
+
+app = typer.Typer(help="Postroom: self-hosted Email API and MTA.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+account_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(account_app, name="account")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="POSTROOM_STORAGE__DATA_DIR",
+        help="Data directory (default ./postroom-data).",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="POSTROOM_STORAGE__DATABASE_URL",
+        help="Database URL (default: SQLite in the data directory).",
+    ),
+]
+
+
+def _settings(data_dir: Path | None, database_url: str | None, **sections: Any) -> Settings:
+    base = load_settings()
+    storage = base.storage.model_copy(
+        update={
+            k: v
+            for k, v in {"data_dir": data_dir, "database_url": database_url}.items()
+            if v is not None
+        }
+    )
+    updates: dict[str, Any] = {"storage": storage}
+    for name, values in sections.items():
+        section = getattr(base, name)
+        updates[name] = section.model_copy(
+            update={k: v for k, v in values.items() if v is not None}
+        )
+    return base.model_copy(update=updates)
+
+
+def _open(settings: Settings, migrate: bool = True) -> Services:
+    db = Database.from_url(
+        settings.database_url, commit_batch_max=settings.storage.commit_batch_max
+    )
+    try:
+        check_durability(db.engine)
+    except NonDurableDatabase as exc:
+        err.print(f"[red]Refusing to run:[/red] {exc}. Fix the database settings and retry.")
+        raise typer.Exit(2) from None
+    if migrate:
+        upgrade(db.engine)
+    return Services(settings=settings, db=db)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    host: Annotated[
+        str | None, typer.Option(envvar="POSTROOM_SERVER__HOST", help="Address to listen on.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="POSTROOM_SERVER__PORT", help="Transactional API port.")
+    ] = None,
+    bulk_port: Annotated[
+        int | None, typer.Option(envvar="POSTROOM_SERVER__BULK_PORT", help="Bulk API port.")
+    ] = None,
+    delivery_mode: Annotated[
+        DeliveryMode | None,
+        typer.Option(envvar="POSTROOM_DELIVERY__MODE", help="sandbox (capture in test inboxes)."),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(envvar="POSTROOM_SERVER__TLS_CERT", help="PEM certificate: serve HTTPS."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="POSTROOM_SERVER__TLS_KEY", help="PEM private key for --tls-cert."),
+    ] = None,
+) -> None:
+    """Run every role in one process: both API listeners, the worker and the scheduler."""
+    settings = _settings(
+        data_dir,
+        database_url,
+        server={
+            "host": host,
+            "port": port,
+            "bulk_port": bulk_port,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+        },
+        delivery={"mode": delivery_mode},
+    )
+    if settings.delivery.mode is not DeliveryMode.SANDBOX:
+        err.print(
+            f"[red]Delivery mode {settings.delivery.mode.value!r} is not available yet[/red]"
+            " (it arrives with the delivery engine); use --delivery-mode sandbox."
+        )
+        raise typer.Exit(2)
+    if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
+        err.print("[red]--tls-cert and --tls-key go together.[/red]")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from postroom.cli.runner import PortInUse, bind
+    from postroom.cli.runner import serve as run_all
+    from postroom.cli.welcome import base_url, print_welcome
+
+    cfg = settings.server
+    try:
+        sockets = {cfg.port: bind(cfg.host, cfg.port, "--port")}
+        sockets[cfg.bulk_port] = bind(cfg.host, cfg.bulk_port, "--bulk-port")
+    except PortInUse as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    services = _open(settings)
+
+    boot = account_service.bootstrap(services)
+    if boot is not None:
+        print_welcome(out, settings, boot)
+    else:
+        out.print("Existing data found; create a token with: postroom token create --name NAME")
+    out.print(
+        f"Transactional API: {base_url(settings, settings.server.port)}  "
+        f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
+        f"Delivery: {settings.delivery.mode.value}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        asyncio.run(run_all(services, sockets))
+    finally:
+        services.db.close()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
+    account: Annotated[int | None, typer.Option(help="Account id (default: the first).")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="admin, send or read; repeat for several (default admin)."),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API token and print it, alone, on stdout."""
+    services = _open(_settings(data_dir, database_url))
+    try:
+        value = account_service.issue_token(services, name, account, tuple(scope or ["admin"]))
+    except (LookupError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        services.db.close()
+    print(value)
+
+
+@account_app.command("list")
+def account_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the accounts and their ids."""
+    services = _open(_settings(data_dir, database_url))
+    try:
+        rows = account_service.list_accounts(services)
+    finally:
+        services.db.close()
+    table = Table("id", "name", "created")
+    for row in rows:
+        table.add_row(str(row["id"]), row["name"], row["created_at"].isoformat())
+    out.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the database to the current schema."""
+    services = _open(_settings(data_dir, database_url), migrate=False)
+    try:
+        upgrade(services.db.engine)
+        from postroom.storage.migrate import current_revision
+
+        out.print(f"Database at revision {current_revision(services.db.engine)}.")
+    finally:
+        services.db.close()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,114 @@
+"""Run every role of ``postroom serve`` in one process and one event loop.
+
+Two uvicorn servers (transactional and bulk listeners), the delivery worker and the
+scheduler share the loop. Signals are handled here, once, for all of them: uvicorn's own
+handlers would let only the last server installed hear SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from postroom.api.app import create_app
+from postroom.domain.streams import Stream
+from postroom.services import Services
+from postroom.services.auth import Authenticator
+from postroom.workers.delivery import DeliveryWorker
+from postroom.workers.scheduler import Scheduler
+
+log = logging.getLogger("postroom.serve")
+
+SHUTDOWN_GRACE_SECONDS = 3
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the runner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class PortInUse(OSError):
+    """A listener's address is taken; the message says which flag changes it."""
+
+
+def bind(host: str, port: int, flag: str) -> socket.socket:
+    """Bind a listening socket now, so a clash is reported before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP (not 0) matters: asyncio sets TCP_NODELAY on accepted sockets only when
+    # the listener says TCP, and without it every keep-alive response waits ~40 ms for
+    # the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {flag}"
+        ) from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _server(services: Services, stream: Stream, port: int, auth: Authenticator) -> _Server:
+    cfg = services.settings.server
+    ssl: dict[str, Any] = {}
+    if cfg.tls_cert and cfg.tls_key:
+        ssl = {"ssl_certfile": str(cfg.tls_cert), "ssl_keyfile": str(cfg.tls_key)}
+    config = uvicorn.Config(
+        create_app(services, stream, auth),
+        host=cfg.host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # A TLS close waits up to 30 s for an idle keep-alive client; don't let a stop
+        # (a container's 10 s grace) turn into a SIGKILL because of it.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        lifespan="off",
+        **ssl,
+    )
+    return _Server(config)
+
+
+async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
+    """Run until SIGINT or SIGTERM, then stop every role.
+
+    ``sockets`` maps each listener's port to its already bound socket (see :func:`bind`).
+    """
+    cfg = services.settings.server
+    auth = Authenticator(services)
+    servers = [
+        _server(services, Stream.TRANSACTIONAL, cfg.port, auth),
+        _server(services, Stream.BULK, cfg.bulk_port, auth),
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        asyncio.create_task(s.serve(sockets=[sockets[s.config.port]]), name=f"http:{s.config.port}")
+        for s in servers
+    ]
+    tasks.append(asyncio.create_task(DeliveryWorker(services).run(stop), name="worker"))
+    tasks.append(asyncio.create_task(Scheduler(services).run(stop), name="scheduler"))
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if task is not stopper and task.exception():
+            raise task.exception()  # type: ignore[misc]

@@ -1,0 +1,72 @@
+"""The command-line contract: token create prints the token alone; list; migrate; serve guards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from postroom.cli.main import app
+from postroom.config import Settings
+from postroom.services import Services
+from postroom.services.accounts import bootstrap
+from postroom.storage.db import Database
+from postroom.storage.migrate import upgrade
+
+runner = CliRunner()
+
+
+def _booted(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    settings = Settings(storage={"data_dir": data})
+    db = Database.from_url(settings.database_url)
+    upgrade(db.engine)
+    bootstrap(Services(settings=settings, db=db))
+    db.close()
+    return data
+
+
+def test_token_create_prints_only_the_token(tmp_path: Path) -> None:
+    data = _booted(tmp_path)
+    result = runner.invoke(
+        app, ["token", "create", "--name", "ci", "--data-dir", str(data), "--scope", "send"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"pr_[0-9a-f]{40}\n", result.stdout)
+
+
+def test_token_create_without_accounts_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["token", "create", "--name", "x", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "postroom serve" in result.output
+
+
+def test_token_create_refuses_unknown_scope(tmp_path: Path) -> None:
+    data = _booted(tmp_path)
+    result = runner.invoke(
+        app, ["token", "create", "--name", "x", "--scope", "root", "--data-dir", str(data)]
+    )
+    assert result.exit_code == 1
+    assert "unknown scope" in result.output
+
+
+def test_account_list_and_migrate(tmp_path: Path) -> None:
+    data = _booted(tmp_path)
+    listed = runner.invoke(app, ["account", "list", "--data-dir", str(data)])
+    assert listed.exit_code == 0 and "Postroom" in listed.stdout
+    migrated = runner.invoke(
+        app, ["db", "migrate", "--database-url", f"sqlite:///{tmp_path / 'other.db'}"]
+    )
+    assert migrated.exit_code == 0 and "revision 0001" in migrated.stdout
+
+
+def test_serve_refuses_modes_that_do_not_exist_yet(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--delivery-mode", "mx"])
+    assert result.exit_code == 2
+    assert "sandbox" in result.output
+
+
+def test_serve_needs_both_tls_files(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--tls-cert", "c.pem"])
+    assert result.exit_code == 2
