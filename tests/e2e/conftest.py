@@ -1,0 +1,102 @@
+"""Fixtures for the end-to-end tests: a real ``postroom serve`` over HTTPS with a private CA.
+
+- ``tls_files``: a throwaway CA (trustme) and a server certificate for 127.0.0.1 and
+  localhost, written as PEM files.
+- ``instance``: ``postroom serve`` started as a subprocess on two free ports with that
+  certificate, its first-start token, account and default inbox; the official SDK is
+  pointed at it for the whole module (``REQUESTS_CA_BUNDLE`` and
+  ``mailtrap.client.GENERAL_HOST``). At teardown the server gets SIGTERM and must exit 0.
+- ``pg_url``: a fresh schema in the local PostgreSQL (conventions of tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import secrets
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import mailtrap.client
+import pytest
+import trustme
+from server import Instance, Store, TlsFiles, run_cli, start_server
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("POSTROOM_TEST_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(directory / "ca.pem", directory / "server-chain.pem", directory / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca_pem))
+    cert.private_key_pem.write_to_path(str(files.key_pem))
+    with files.cert_chain_pem.open("wb") as chain:
+        for blob in cert.cert_chain_pems:
+            chain.write(blob.bytes())
+    return files
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[Instance]:
+    data_dir = tmp_path_factory.mktemp("instance") / "data"
+    server = start_server(data_dir, tls=(tls_files.cert_chain_pem, tls_files.key_pem))
+    store = Store(data_dir)
+    try:
+        token = (
+            server.first_start_token()
+            or run_cli("token", "create", "--name", "e2e", data_dir=data_dir).strip()
+        )
+        verify = ssl.create_default_context(cafile=str(tls_files.ca_pem))
+        with httpx.Client(verify=verify, timeout=10) as http:
+            response = http.get(
+                f"{server.url()}/api/accounts", headers={"Authorization": f"Bearer {token}"}
+            )
+        assert response.status_code == 200, response.text
+        account_id = int(response.json()[0]["id"])
+        inbox_id = int(store.scalar("SELECT id FROM inboxes WHERE is_default ORDER BY id LIMIT 1"))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("REQUESTS_CA_BUNDLE", str(tls_files.ca_pem))
+            patch.setattr(mailtrap.client, "GENERAL_HOST", f"127.0.0.1:{server.port}")
+            yield Instance(server, token, account_id, inbox_id, tls_files, store)
+    except BaseException:
+        server.kill9()
+        raise
+    finally:
+        store.close()
+    # The SDK opens a requests.Session per call and never closes it; collect them so their
+    # idle keep-alive connections are closed before SIGTERM. (Shutdown with a client that
+    # keeps its connection open is a test of its own in test_sdk_e2e.py.)
+    gc.collect()
+    code = server.stop()
+    assert code == 0, f"postroom serve exited {code} on SIGTERM\n{server.output()}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A database URL for a fresh PostgreSQL schema, dropped afterwards."""
+    try:
+        admin = create_engine(
+            PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required but unreachable at {PG_URL}")
+        pytest.skip("PostgreSQL unreachable")
+    schema = f"e2e_{secrets.token_hex(6)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
