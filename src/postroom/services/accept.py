@@ -12,6 +12,7 @@ transaction instead of being queued: there is nothing to deliver.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,7 @@ class _Prepared:
     raw: bytes
     deliveries: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    captured: dict[str, Any] | None = None
 
 
 Outcome = list[str] | ValidationFailed | PayloadTooLarge
@@ -73,6 +75,21 @@ async def accept_messages(
     so a batch's results stay in request order.
     """
     now = services.clock.now()
+    # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
+    # prepared inline, a batch in a thread so the event loop keeps answering.
+    if len(drafts) == 1:
+        prepared = _prepare_all(services, origin, drafts, now)
+    else:
+        prepared = await asyncio.to_thread(_prepare_all, services, origin, drafts, now)
+    return await services.db.write(lambda conn: _store(conn, origin, prepared, now))
+
+
+def _prepare_all(
+    services: Services,
+    origin: Origin,
+    drafts: Sequence[MessageDraft | Exception],
+    now: datetime,
+) -> list[_Prepared | Exception]:
     prepared: list[_Prepared | Exception] = []
     for draft in drafts:
         if isinstance(draft, Exception):
@@ -82,7 +99,7 @@ async def accept_messages(
             prepared.append(_prepare(services, origin, draft, now))
         except (ValidationFailed, PayloadTooLarge, Unauthorized) as exc:
             prepared.append(exc)
-    return await services.db.write(lambda conn: _store(services, conn, origin, prepared, now))
+    return prepared
 
 
 def _authorize_sender(services: Services, origin: Origin, draft: MessageDraft) -> None:
@@ -119,7 +136,17 @@ def _prepare(services: Services, origin: Origin, draft: MessageDraft, now: datet
         "created_at": now,
     }
     if origin.inbox_id is not None:
-        return _Prepared(message, raw, [], [])
+        captured = captured_row(
+            raw,
+            sandbox_id=services.ids.snowflake(now),
+            inbox_id=origin.inbox_id,
+            account_id=origin.account_id,
+            message_id=message_pk,
+            mail_from=draft.sender.email,
+            client_ip=origin.client_ip,
+            now=now,
+        )
+        return _Prepared(message, raw, [], [], captured)
     deliveries, events = _delivery_rows(services, origin, draft, message_pk, now)
     return _Prepared(message, raw, deliveries, events)
 
@@ -165,15 +192,17 @@ def _delivery_rows(
 
 
 def _store(
-    services: Services,
     conn: Connection,
     origin: Origin,
     prepared: list[_Prepared | Exception],
     now: datetime,
 ) -> list[Outcome | Exception]:
+    if origin.inbox_id is not None and not sandbox_repo.get_inbox(
+        conn, origin.account_id, origin.inbox_id
+    ):
+        raise NotFound("inbox")
     ready = [p for p in prepared if isinstance(p, _Prepared)]
-    if origin.inbox_id is not None:
-        return _capture(services, conn, origin, prepared, now)
+    # Sandbox sends carry no deliveries or events: they are captured below instead.
     message_repo.insert_accepted(
         conn,
         [p.message for p in ready],
@@ -181,44 +210,22 @@ def _store(
         [d for p in ready for d in p.deliveries],
         [e for p in ready for e in p.events],
     )
+    if origin.inbox_id is not None:
+        return _capture(conn, origin, prepared, now)
     return [p if isinstance(p, Exception) else [d["id"] for d in p.deliveries] for p in prepared]
 
 
 def _capture(
-    services: Services,
-    conn: Connection,
-    origin: Origin,
-    prepared: list[_Prepared | Exception],
-    now: datetime,
+    conn: Connection, origin: Origin, prepared: list[_Prepared | Exception], now: datetime
 ) -> list[Outcome | Exception]:
     assert origin.inbox_id is not None
-    if sandbox_repo.get_inbox(conn, origin.account_id, origin.inbox_id) is None:
-        raise NotFound("inbox")
-    ready = [p for p in prepared if isinstance(p, _Prepared)]
-    message_repo.insert_accepted(
-        conn,
-        [p.message for p in ready],
-        [{"message_id": p.message["id"], "raw": p.raw} for p in ready],
-        [],
-        [],
-    )
     outcomes: list[Outcome | Exception] = []
     for item in prepared:
-        if isinstance(item, Exception):
-            outcomes.append(item)
+        if isinstance(item, Exception) or item.captured is None:
+            outcomes.append(item if isinstance(item, Exception) else TypeError("not captured"))
             continue
-        sandbox_id = services.ids.snowflake(now)
-        row = captured_row(
-            item.raw,
-            sandbox_id=sandbox_id,
-            inbox_id=origin.inbox_id,
-            account_id=origin.account_id,
-            message_id=item.message["id"],
-            mail_from=item.message["sender"],
-            client_ip=origin.client_ip,
-            now=now,
-        )
-        sandbox_repo.insert_captured(conn, [row])
-        outcomes.append([str(sandbox_id)])
-    sandbox_repo.bump_inbox(conn, origin.inbox_id, len(ready), now)
+        sandbox_repo.insert_captured(conn, [item.captured])
+        outcomes.append([str(item.captured["id"])])
+    captured = sum(1 for outcome in outcomes if isinstance(outcome, list))
+    sandbox_repo.bump_inbox(conn, origin.inbox_id, captured, now)
     return outcomes
