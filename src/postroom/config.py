@@ -85,6 +85,63 @@ class SchedulerSettings(BaseModel):
     interval: float = Field(30.0, description="Seconds between scheduler rounds.")
 
 
+class DnsSettings(BaseModel):
+    """How Postroom resolves DNS (domain verification; later MX routing)."""
+
+    server: str | None = Field(
+        None,
+        description="Resolver to ask, as HOST:PORT (e.g. 127.0.0.1:5353); the system "
+        "resolver when unset.",
+    )
+    timeout: float = Field(3.0, description="Seconds to wait for one DNS answer.")
+
+
+class DomainSettings(BaseModel):
+    """Sending domains: the records users publish, verification and DKIM rotation."""
+
+    mail_host: str = Field(
+        "mail.postroom.test",
+        description="This installation's mail host name: return-path and tracking CNAMEs "
+        "point at it, and its SPF record is what users include.",
+    )
+    spf_include: str | None = Field(
+        None, description="Domain users include in SPF; defaults to _spf.<mail_host>."
+    )
+    return_path_label: str = Field(
+        "pr-bounces", description="Label of the return-path subdomain (pr-bounces.<domain>)."
+    )
+    tracking_label: str = Field(
+        "pr-track", description="Label of the tracking subdomain (pr-track.<domain>)."
+    )
+    recheck_hours: float = Field(
+        6.0, description="Hours between DNS re-checks of every domain by the scheduler."
+    )
+    pending_recheck_minutes: float = Field(
+        5.0, description="Minutes between re-checks while a domain or new key awaits DNS."
+    )
+    dkim_rotation_days: float = Field(
+        90.0, description="Days after which a signing key is rotated automatically (0: never)."
+    )
+    dkim_grace_days: float = Field(
+        7.0, description="Days a replaced key stays published before it is retired."
+    )
+    rsa_bits: int = Field(2048, description="Size of generated RSA DKIM keys.")
+
+    @property
+    def spf_domain(self) -> str:
+        return self.spf_include or f"_spf.{self.mail_host}"
+
+
+class SecuritySettings(BaseModel):
+    """Secrets Postroom keeps."""
+
+    secret_key: str | None = Field(
+        None,
+        description="Fernet key (urlsafe base64, 32 bytes) that encrypts private keys at "
+        "rest; when unset, read from (or created in) <data_dir>/secret.key.",
+    )
+
+
 class LimitSettings(BaseModel):
     """Request limits of the sending API (Mailtrap's published limits by default)."""
 
@@ -116,6 +173,13 @@ class Settings(BaseSettings):
         default_factory=SchedulerSettings, description="Scheduler."
     )
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Sending limits.")
+    dns: DnsSettings = Field(default_factory=DnsSettings, description="DNS resolution.")
+    domains: DomainSettings = Field(
+        default_factory=DomainSettings, description="Sending domains and DKIM."
+    )
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="Secrets at rest."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -139,6 +139,13 @@ messages = Table(
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("stream", String(16), nullable=False),
     Column("sender", String(320), nullable=False),
+    # Facts about the built message, kept so readers (sandbox capture, logs) need not
+    # parse the MIME again: the From name, the first recipient shown, body sizes.
+    Column("sender_name", String(255), nullable=False, server_default=""),
+    Column("first_to", String(320), nullable=False, server_default=""),
+    Column("first_to_name", String(255), nullable=False, server_default=""),
+    Column("text_size", Integer, nullable=False, server_default="0"),
+    Column("html_size", Integer, nullable=False, server_default="0"),
     Column("subject", Text, nullable=False),
     Column("rfc_message_id", String(255), nullable=False),
     Column("category", String(255), nullable=True),
@@ -225,4 +232,51 @@ events = Table(
     Column("created_at", Stamp, nullable=False),
     Index("ix_events_message", "message_id"),
     Index("ix_events_account_time", "account_id", "created_at"),
+)
+
+sending_domains = Table(
+    "sending_domains",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_name", String(255), nullable=False),
+    Column("open_tracking_enabled", Boolean, nullable=False, default=False),
+    Column("click_tracking_enabled", Boolean, nullable=False, default=False),
+    Column("auto_unsubscribe_link_enabled", Boolean, nullable=False, default=False),
+    Column("custom_domain_tracking_enabled", Boolean, nullable=False, default=False),
+    Column("health_alerts_enabled", Boolean, nullable=False, default=True),
+    Column("critical_alerts_enabled", Boolean, nullable=False, default=True),
+    Column("alert_recipient_email", String(320), nullable=True),
+    Column("tracking_opt_out_enabled", Boolean, nullable=False, default=False),
+    Column("inbound_enabled", Boolean, nullable=False, default=False),
+    Column("dns_verified", Boolean, nullable=False, default=False),
+    Column("dns_verified_at", Stamp, nullable=True),
+    Column("dns_checked_at", Stamp, nullable=True),
+    # {record key: {"status": ..., "found": [...]}} from the last check.
+    Column("dns_results", JSON, nullable=False),
+    Column("company_info", JSON, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    UniqueConstraint("account_id", "domain_name", name="uq_sending_domains_account_name"),
+)
+
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    # Lifecycle: pending (published, awaiting DNS) -> active (signs) -> retiring (still
+    # published, no longer signs) -> retired. See postroom.services.domains.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("domain_id", ForeignKey("sending_domains.id", ondelete="CASCADE"), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    # Fernet-encrypted PKCS#8 PEM (postroom.storage.secrets).
+    Column("private_key", LargeBinary, nullable=False),
+    Column("public_record", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("activated_at", Stamp, nullable=True),
+    Column("retiring_at", Stamp, nullable=True),
+    Column("retired_at", Stamp, nullable=True),
+    UniqueConstraint("domain_id", "selector", name="uq_dkim_keys_domain_selector"),
 )
