@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from collections.abc import Sequence
@@ -446,6 +447,15 @@ def _multipart(subtype: str, boundary: str, parts: list[_Part], param: str = "")
 
 
 def _text_part(subtype: str, text: str) -> _Part:
+    headers, body = _encoded_text(subtype, text)
+    return list(headers), body
+
+
+# A batch repeats its base bodies in every message, and a template renders the same body
+# for many recipients: encoding each distinct body once makes those sends cheap. Keys
+# are the (hashed-once) body strings; the cache is bounded.
+@functools.lru_cache(maxsize=256)
+def _encoded_text(subtype: str, text: str) -> tuple[tuple[str, ...], bytes]:
     if "\r" in text:  # normalise line endings to LF here, CRLF on output
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if text and not text.endswith("\n"):
@@ -454,10 +464,10 @@ def _text_part(subtype: str, text: str) -> _Part:
         cte, body = "7bit", text.replace("\n", "\r\n").encode("ascii")
     else:
         cte, body = "quoted-printable", _quoted_printable(text.encode("utf-8"))
-    headers = [
+    headers = (
         f"Content-Type: text/{subtype}; charset=utf-8\r\n",
         f"Content-Transfer-Encoding: {cte}\r\n",
-    ]
+    )
     return headers, body
 
 

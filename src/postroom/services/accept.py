@@ -81,7 +81,11 @@ async def accept_messages(
         prepared = _prepare_all(services, origin, drafts, now)
     else:
         prepared = await asyncio.to_thread(_prepare_all, services, origin, drafts, now)
-    return await services.db.write(lambda conn: _store(conn, origin, prepared, now))
+    stored = await services.db.write_many(_store_many, (origin, prepared, now))
+    if isinstance(stored, Exception):
+        raise stored
+    outcomes: list[Outcome | Exception] = stored
+    return outcomes
 
 
 def _prepare_all(
@@ -125,6 +129,11 @@ def _prepare(services: Services, origin: Origin, draft: MessageDraft, now: datet
         "account_id": origin.account_id,
         "stream": origin.stream.value,
         "sender": draft.sender.email,
+        "sender_name": draft.sender.name,
+        "first_to": draft.to[0].email if draft.to else "",
+        "first_to_name": draft.to[0].name if draft.to else "",
+        "text_size": _size(draft.text),
+        "html_size": _size(draft.html),
         "subject": draft.subject,
         "rfc_message_id": rfc_id,
         "category": draft.category,
@@ -137,18 +146,19 @@ def _prepare(services: Services, origin: Origin, draft: MessageDraft, now: datet
     }
     if origin.inbox_id is not None:
         captured = captured_row(
+            message,
             raw,
             sandbox_id=services.ids.snowflake(now),
             inbox_id=origin.inbox_id,
-            account_id=origin.account_id,
-            message_id=message_pk,
-            mail_from=draft.sender.email,
-            client_ip=origin.client_ip,
             now=now,
         )
         return _Prepared(message, raw, [], [], captured)
     deliveries, events = _delivery_rows(services, origin, draft, message_pk, now)
     return _Prepared(message, raw, deliveries, events)
+
+
+def _size(body: str | None) -> int:
+    return len(body.encode("utf-8", "surrogatepass")) if body else 0
 
 
 def _delivery_rows(
@@ -191,17 +201,22 @@ def _delivery_rows(
     return deliveries, events
 
 
-def _store(
-    conn: Connection,
-    origin: Origin,
-    prepared: list[_Prepared | Exception],
-    now: datetime,
-) -> list[Outcome | Exception]:
-    if origin.inbox_id is not None and not sandbox_repo.get_inbox(
-        conn, origin.account_id, origin.inbox_id
-    ):
-        raise NotFound("inbox")
-    ready = [p for p in prepared if isinstance(p, _Prepared)]
+def _store_many(
+    conn: Connection, items: list[tuple[Origin, list[_Prepared | Exception], datetime]]
+) -> list[list[Outcome | Exception] | Exception]:
+    """Store every acceptance queued together: one INSERT per table for all of them."""
+    gone = [
+        origin.inbox_id is not None
+        and not sandbox_repo.get_inbox(conn, origin.account_id, origin.inbox_id)
+        for origin, _, _ in items
+    ]
+    ready = [
+        p
+        for (_, prepared, _), missing in zip(items, gone, strict=True)
+        if not missing
+        for p in prepared
+        if isinstance(p, _Prepared)
+    ]
     # Sandbox sends carry no deliveries or events: they are captured below instead.
     message_repo.insert_accepted(
         conn,
@@ -210,6 +225,15 @@ def _store(
         [d for p in ready for d in p.deliveries],
         [e for p in ready for e in p.events],
     )
+    return [
+        NotFound("inbox") if missing else _outcomes(conn, origin, prepared, now)
+        for (origin, prepared, now), missing in zip(items, gone, strict=True)
+    ]
+
+
+def _outcomes(
+    conn: Connection, origin: Origin, prepared: list[_Prepared | Exception], now: datetime
+) -> list[Outcome | Exception]:
     if origin.inbox_id is not None:
         return _capture(conn, origin, prepared, now)
     return [p if isinstance(p, Exception) else [d["id"] for d in p.deliveries] for p in prepared]

@@ -104,6 +104,12 @@ class Database:
         """Run ``fn`` in a write transaction; returns once the transaction has committed."""
         return await self.writer.submit(fn)
 
+    async def write_many(
+        self, many: Callable[[Connection, list[Any]], list[Any]], item: Any
+    ) -> Any:
+        """Like :meth:`write`, but ``many`` handles every item queued alongside in one call."""
+        return await self.writer.submit_many(many, item)
+
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in its own write transaction from synchronous code (CLI, tests)."""
         return self.writer.run_now(fn)
