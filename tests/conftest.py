@@ -7,6 +7,7 @@
 - ``services``: a migrated database behind a :class:`Services`.
 - ``boot``: the first-run bootstrap (account, inbox, admin token).
 - ``client``: a Starlette TestClient on the transactional app, token pre-set.
+- ``dns_server``: a real authoritative name server on loopback (tests/dnsserver.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
+from dnsserver import dns_server  # noqa: F401  (the fixture: a real name server on loopback)
 from postroom.api.app import create_app
 from postroom.config import Settings
 from postroom.services import Services
