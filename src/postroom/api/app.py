@@ -42,9 +42,9 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    from postroom.api.routes import sandbox
+    from postroom.api.routes import domains, sandbox
 
-    return [sending, accounts, sandbox]
+    return [sending, accounts, sandbox, domains]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -6,9 +6,13 @@ instance it started::
 
     postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P]
                    [--bulk-port P] [--delivery-mode sandbox] [--tls-cert F --tls-key F]
+                   [--dns-server HOST:PORT]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
     postroom account list
     postroom db migrate
+    postroom domain list [--account ID]
+    postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
+    postroom domain rotate DOMAIN_OR_ID [--account ID]
 """
 
 from __future__ import annotations
@@ -25,18 +29,27 @@ from rich.console import Console
 from rich.table import Table
 
 from postroom.config import DeliveryMode, Settings, load_settings
+from postroom.domain.dnsrecords import Status
+from postroom.errors import Conflict
 from postroom.services import Services
 from postroom.services import accounts as account_service
+from postroom.services import domains as domain_service
+from postroom.services.dns import parse_server
 from postroom.storage.db import Database, NonDurableDatabase, check_durability
 from postroom.storage.migrate import upgrade
+from postroom.storage.secrets import SecretKeyMissing, load_sealer
 
 app = typer.Typer(help="Postroom: self-hosted Email API and MTA.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 account_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
+domain_app = typer.Typer(
+    help="Sending domains: DNS verification and DKIM keys.", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(db_app, name="db")
+app.add_typer(domain_app, name="domain")
 
 out = Console()
 err = Console(stderr=True)
@@ -57,6 +70,14 @@ DatabaseUrl = Annotated[
         help="Database URL (default: SQLite in the data directory).",
     ),
 ]
+DnsServer = Annotated[
+    str | None,
+    typer.Option(
+        "--dns-server",
+        envvar="POSTROOM_DNS__SERVER",
+        help="Name server to ask, as IP:PORT (default: the system's resolvers).",
+    ),
+]
 
 
 def _settings(data_dir: Path | None, database_url: str | None, **sections: Any) -> Settings:
@@ -75,6 +96,16 @@ def _settings(data_dir: Path | None, database_url: str | None, **sections: Any) 
             update={k: v for k, v in values.items() if v is not None}
         )
     return base.model_copy(update=updates)
+
+
+def _check_dns_server(settings: Settings) -> None:
+    """Refuse a malformed --dns-server now rather than at the first DNS check."""
+    if settings.dns.server is not None:
+        try:
+            parse_server(settings.dns.server)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
 
 
 def _open(settings: Settings, migrate: bool = True) -> Services:
@@ -116,6 +147,7 @@ def serve(
         Path | None,
         typer.Option(envvar="POSTROOM_SERVER__TLS_KEY", help="PEM private key for --tls-cert."),
     ] = None,
+    dns_server: DnsServer = None,
 ) -> None:
     """Run every role in one process: both API listeners, the worker and the scheduler."""
     settings = _settings(
@@ -129,7 +161,9 @@ def serve(
             "tls_key": tls_key,
         },
         delivery={"mode": delivery_mode},
+        dns={"server": dns_server},
     )
+    _check_dns_server(settings)
     if settings.delivery.mode is not DeliveryMode.SANDBOX:
         err.print(
             f"[red]Delivery mode {settings.delivery.mode.value!r} is not available yet[/red]"
@@ -234,6 +268,137 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+# --- domain ---------------------------------------------------------------------------------
+
+AccountOption = Annotated[
+    int | None, typer.Option("--account", help="Account id (needed when names clash).")
+]
+DomainArgument = Annotated[str, typer.Argument(help="The domain's name or id.")]
+_STATUS_STYLE = {Status.PASS: "green", Status.NETWORK_ERROR: "yellow", Status.UNCHECKED: "dim"}
+
+
+def _domain_services(
+    data_dir: Path | None, database_url: str | None, dns_server: str | None = None
+) -> Services:
+    """Services for a domain command, with the instance's existing secret key.
+
+    The key is never created here: domains exist only once the API created one, so a
+    missing key means the command is pointed at another instance's data directory.
+    """
+    settings = _settings(data_dir, database_url, dns={"server": dns_server})
+    _check_dns_server(settings)
+    services = _open(settings)
+    try:
+        services.sealer = load_sealer(settings)
+    except SecretKeyMissing as exc:
+        services.db.close()
+        err.print(f"[red]{exc}[/red] (use the --data-dir of the instance that owns the domain)")
+        raise typer.Exit(2) from None
+    return services
+
+
+def _locate(services: Services, domain: str, account: int | None) -> tuple[int, int]:
+    try:
+        return domain_service.find_for_operator(services, domain, account)
+    except LookupError as exc:
+        services.db.close()
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _print_statuses(view: domain_service.DomainView) -> None:
+    table = Table("key", "type", "name", "status")
+    for shown in view.records:
+        style = _STATUS_STYLE.get(shown.status, "red")
+        status = f"[{style}]{shown.status.value}[/{style}]"
+        table.add_row(shown.key, shown.record.type.value, shown.record.name, status)
+    out.print(table)
+
+
+def _print_to_publish(records: list[domain_service.ShownRecord]) -> None:
+    # One record per line, never folded: DKIM values are longer than a terminal line and
+    # must reach the DNS panel intact when copied.
+    for shown in records:
+        record = shown.record
+        line = f"{shown.key}: {record.name} {record.type.value} {record.value}"
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+@domain_app.command("list")
+def domain_list(
+    account: AccountOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Print the sending domains, their state and their signing selectors."""
+    services = _open(_settings(data_dir, database_url))
+    try:
+        views = domain_service.list_for_operator(services, account)
+    finally:
+        services.db.close()
+    table = Table("id", "account", "domain", "verified", "last check", "signing")
+    for view in views:
+        row = view.row
+        checked = row["dns_checked_at"]
+        signing = [k["selector"] for k in view.keys if k["state"] == "active"]
+        table.add_row(
+            str(row["id"]),
+            str(row["account_id"]),
+            row["domain_name"],
+            "yes" if view.verified else "no",
+            checked.isoformat(timespec="seconds") if checked else "never",
+            " ".join(signing) or "-",
+        )
+    out.print(table)
+
+
+@domain_app.command("verify")
+def domain_verify(
+    domain: DomainArgument,
+    account: AccountOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    dns_server: DnsServer = None,
+) -> None:
+    """Check a domain's DNS records now; exit 0 when it is verified, 1 when not."""
+    services = _domain_services(data_dir, database_url, dns_server)
+    account_id, domain_id = _locate(services, domain, account)
+    try:
+        view = asyncio.run(domain_service.verify(services, account_id, domain_id))
+    finally:
+        services.db.close()
+    _print_statuses(view)
+    unpublished = [s for s in view.records if s.status is not Status.PASS]
+    if unpublished:
+        out.print("Records not passing (publish them as shown):")
+        _print_to_publish(unpublished)
+    name = view.row["domain_name"]
+    if view.verified:
+        out.print(f"[green]{name} is verified.[/green]")
+        raise typer.Exit(0)
+    out.print(f"[red]{name} is not verified.[/red]")
+    raise typer.Exit(1)
+
+
+@domain_app.command("rotate")
+def domain_rotate(
+    domain: DomainArgument,
+    account: AccountOption = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Publish a new generation of DKIM keys; they sign once their records verify."""
+    services = _domain_services(data_dir, database_url)
+    account_id, domain_id = _locate(services, domain, account)
+    try:
+        view = asyncio.run(domain_service.rotate(services, account_id, domain_id))
+    except Conflict as exc:
+        err.print(f"[red]{'; '.join(m for ms in exc.field_errors.values() for m in ms)}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        services.db.close()
+    out.print("Publish these records, then run `postroom domain verify`:")
+    _print_to_publish([s for s in view.records if s.key.endswith("_next")])
 
 
 def main() -> None:

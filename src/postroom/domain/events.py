@@ -25,6 +25,14 @@ class EventKind(StrEnum):
     CLICK = "click"
     SUSPENSION = "suspension"
     REJECT = "reject"
+    # Sending-domain lifecycle (postroom.services.domains). Postroom's own: no message, no
+    # recipient, and no Mailtrap spelling (their payload/config names are the values).
+    DOMAIN_VERIFIED = "domain_verified"
+    DOMAIN_FAILED = "domain_failed"
+    DKIM_PUBLISHED = "dkim_published"
+    DKIM_ACTIVATED = "dkim_activated"
+    DKIM_RETIRING = "dkim_retiring"
+    DKIM_RETIRED = "dkim_retired"
 
     @property
     def payload_name(self) -> str:

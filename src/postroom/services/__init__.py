@@ -1,7 +1,9 @@
 """Use cases: the only layer that coordinates storage, queue and events for the entry points.
 
 :class:`Services` bundles what every use case needs (settings, database, clock, id
-factory); entry points build one at start-up and pass it down explicitly.
+factory) and two dependencies made on first use: the sealer that encrypts private keys
+at rest and the DNS resolver. Entry points build one at start-up and pass it down
+explicitly; tests may set ``sealer`` or ``resolver`` before the first use.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from dataclasses import dataclass, field
 from postroom.clock import Clock, SystemClock
 from postroom.config import Settings
 from postroom.domain.ids import IdFactory
+from postroom.services.dns import DnsPythonResolver, Resolver
 from postroom.storage.db import Database
+from postroom.storage.secrets import Sealer, load_sealer
 
 
 @dataclass
@@ -22,3 +26,19 @@ class Services:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
     ids: IdFactory = field(default_factory=IdFactory)
+    # Made lazily: most processes (and most tests) never touch a key or a name server.
+    sealer: Sealer | None = None
+    resolver: Resolver | None = None
+
+    def get_sealer(self) -> Sealer:
+        """The installation's sealer; its key file is created on first use if need be."""
+        if self.sealer is None:
+            self.sealer = load_sealer(self.settings, create=True)
+        return self.sealer
+
+    def get_resolver(self) -> Resolver:
+        """The resolver of ``settings.dns`` (the system's name servers when unset)."""
+        if self.resolver is None:
+            dns = self.settings.dns
+            self.resolver = DnsPythonResolver(dns.server, dns.timeout)
+        return self.resolver

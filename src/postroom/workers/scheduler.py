@@ -1,8 +1,10 @@
 """Scheduler: periodic housekeeping in every `postroom serve` (or `postroom scheduler`).
 
-Today it shunts crash-looping deliveries (leased ``max_leases`` times without completing)
+It shunts crash-looping deliveries (leased ``max_leases`` times without completing)
 so that one poisonous message cannot occupy a worker forever; an operator sees them in
-the queue and can requeue them. Later jobs (DNS re-checks, retention) join ``JOBS``.
+the queue and can requeue them. It re-checks sending domains' DNS, which is also how DKIM
+keys activate, rotate and retire (:func:`postroom.services.domains.verify`). Later jobs
+(retention) join ``JOBS``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 
 from postroom.queue import leases
-from postroom.services import Services
+from postroom.services import Services, domains
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -28,7 +30,15 @@ async def shunt_crash_loops(services: Services) -> int:
     return len(shunted)
 
 
-JOBS = (shunt_crash_loops,)
+async def recheck_domains(services: Services) -> int:
+    """Verify the domains due a DNS check, a bounded batch per round."""
+    checked = await domains.recheck_due(services, domains.RECHECK_BATCH)
+    if checked:
+        log.info("re-checked DNS of %d sending domain(s)", checked)
+    return checked
+
+
+JOBS = (shunt_crash_loops, recheck_domains)
 
 
 class Scheduler:
