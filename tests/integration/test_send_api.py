@@ -210,9 +210,7 @@ def test_capture_is_idempotent_when_a_lease_expires(
     )
     plans = services.db.read_sync(lambda c: deliver.plan_capture(services, c, leased, now))
     # The first worker captured but "crashed" before completing: simulate by inserting only.
-    services.db.write_sync(
-        lambda c: deliver.sandbox_repo.insert_captured(c, plans.captures)
-    )
+    services.db.write_sync(lambda c: deliver.sandbox_repo.insert_captured(c, plans.captures))
     assert asyncio.run(worker.run_once()) == 4
     assert _count(services, sandbox_messages) == 1
     assert _count(services, deliveries, deliveries.c.state == "delivered") == 4

@@ -5,6 +5,9 @@ and every recipient's delivery is completed with a ``delivery`` event. Capture i
 idempotent: a unique key on (inbox, message) means a delivery leased again after a crash
 never shows up twice in the inbox.
 
+Captured mail is DKIM-signed as it would leave for an MX (the active keys of the
+sender's verified domain), so the inbox shows exactly what recipients would receive.
+
 A worker round is handled as a whole: one read gathers every leased message and body
 (``plan_capture``, off the writer thread), and one write transaction inserts the
 captures, completes the deliveries and records the events (``apply_capture``), each with
@@ -21,12 +24,14 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
+from postroom.domain import dkim
 from postroom.domain.deliveries import DeliveryState
+from postroom.domain.dkim import DkimKey
 from postroom.domain.events import EventKind
 from postroom.events.recorder import event_row
 from postroom.queue import leases
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services
+from postroom.services import Services, domains
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 from postroom.storage.tables import deliveries, message_bodies, messages, sandbox_messages
@@ -55,6 +60,7 @@ def plan_capture(
     }
     plan = CapturePlan()
     planned: set[str] = set()
+    signer = _Signer(services, conn, int(now.timestamp()))
     for delivery in leased:
         message = stored.get(delivery["message_id"])
         inbox_id = inbox_of[int(delivery["account_id"])]
@@ -66,13 +72,32 @@ def plan_capture(
             planned.add(message["id"])
             row = captured_row(
                 message,
-                message["raw"],
+                signer.sign(message, bytes(message["raw"])),
                 sandbox_id=services.ids.snowflake(now),
                 inbox_id=inbox_id,
                 now=now,
             )
             plan.captures.append(row)
     return plan
+
+
+class _Signer:
+    """DKIM-signs captured mail as it would leave for an MX: with the active keys of the
+    sender's verified domain (unsigned when the domain is not verified). Keys are looked
+    up once per sender domain and round."""
+
+    def __init__(self, services: Services, conn: Connection, timestamp: int) -> None:
+        self._services, self._conn, self._timestamp = services, conn, timestamp
+        self._keys: dict[tuple[int, str], list[DkimKey]] = {}
+
+    def sign(self, message: dict[str, Any], raw: bytes) -> bytes:
+        account, domain = int(message["account_id"]), message["sender"].rpartition("@")[2]
+        if (account, domain) not in self._keys:
+            self._keys[account, domain] = domains.signing_keys(
+                self._services, self._conn, account, domain.lower()
+            )
+        keys = self._keys[account, domain]
+        return dkim.sign(raw, keys, timestamp=self._timestamp) if keys else raw
 
 
 def _messages_with_bodies(conn: Connection, ids: set[str]) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ from postroom.domain.streams import Stream
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services
+from postroom.services import Services, domains
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -42,6 +42,8 @@ class Origin:
     stream: Stream
     client_ip: str | None = None
     inbox_id: int | None = None
+    # Mail of the installation itself (notices): exempt from the verified-From rule.
+    system: bool = False
 
 
 @dataclass(slots=True)
@@ -77,10 +79,11 @@ async def accept_messages(
     now = services.clock.now()
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
     # prepared inline, a batch in a thread so the event loop keeps answering.
+    senders = await _allowed_senders(services, origin)
     if len(drafts) == 1:
-        prepared = _prepare_all(services, origin, drafts, now)
+        prepared = _prepare_all(services, origin, senders, drafts, now)
     else:
-        prepared = await asyncio.to_thread(_prepare_all, services, origin, drafts, now)
+        prepared = await asyncio.to_thread(_prepare_all, services, origin, senders, drafts, now)
     stored = await services.db.write_many(_store_many, (origin, prepared, now))
     if isinstance(stored, Exception):
         raise stored
@@ -91,6 +94,7 @@ async def accept_messages(
 def _prepare_all(
     services: Services,
     origin: Origin,
+    senders: frozenset[str] | None,
     drafts: Sequence[MessageDraft | Exception],
     now: datetime,
 ) -> list[_Prepared | Exception]:
@@ -100,25 +104,50 @@ def _prepare_all(
             prepared.append(draft)
             continue
         try:
-            prepared.append(_prepare(services, origin, draft, now))
+            prepared.append(_prepare(services, origin, senders, draft, now))
         except (ValidationFailed, PayloadTooLarge, Unauthorized) as exc:
             prepared.append(exc)
     return prepared
 
 
-def _authorize_sender(services: Services, origin: Origin, draft: MessageDraft) -> None:
-    # In sandbox mode nothing leaves the machine, so any From is accepted. Sending for
-    # real needs a verified sending domain, and none can exist until domains are built:
-    # refusing is the only honest answer for mx and relay modes.
-    if origin.inbox_id is not None or services.settings.delivery.mode is DeliveryMode.SANDBOX:
+async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str] | None:
+    """The From domains the account may use, or None when any From is accepted.
+
+    In sandbox delivery mode, and for sandbox sends, nothing leaves the machine, so any
+    From is accepted. Sending for real needs a verified sending domain of the account.
+    """
+    if origin.inbox_id is not None or origin.system:
+        return None
+    if services.settings.delivery.mode is DeliveryMode.SANDBOX:
+        return None
+    names = await services.db.read(
+        lambda conn: domains.verified_domain_names(conn, origin.account_id)
+    )
+    return frozenset(domains.ascii_name(name) for name in names)
+
+
+def _authorize_sender(senders: frozenset[str] | None, draft: MessageDraft) -> None:
+    # The parsed addr-spec's domain decides, never a display name or a raw header.
+    if senders is None:
         return
-    raise Unauthorized()
+    try:
+        allowed = domains.ascii_name(draft.sender.domain) in senders
+    except UnicodeError:
+        allowed = False
+    if not allowed:
+        raise Unauthorized()
 
 
-def _prepare(services: Services, origin: Origin, draft: MessageDraft, now: datetime) -> _Prepared:
+def _prepare(
+    services: Services,
+    origin: Origin,
+    senders: frozenset[str] | None,
+    draft: MessageDraft,
+    now: datetime,
+) -> _Prepared:
     if draft.template_uuid is not None:
         raise ValidationFailed([f"template with uuid '{draft.template_uuid}' not found"])
-    _authorize_sender(services, origin, draft)
+    _authorize_sender(senders, draft)
     message_pk = services.ids.message_id()
     rfc_id = make_message_id(draft.sender.domain or "postroom.invalid", message_pk)
     raw = build_message(draft, message_id=rfc_id, date=now)
