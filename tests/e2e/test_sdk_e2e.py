@@ -416,6 +416,13 @@ def test_first_start_instructions_work_as_printed(instance: Instance) -> None:
     assert "'message_ids': ['" in run.stdout
 
 
+def test_first_start_creates_the_at_rest_key(instance: Instance) -> None:
+    """serve made the key that seals DKIM private keys, readable by its owner only."""
+    key = instance.server.data_dir / "secret.key"
+    assert key.exists()
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
 def test_sigterm_stops_promptly_while_a_client_keeps_its_connection(
     tmp_path: Path, tls_files: TlsFiles
 ) -> None:

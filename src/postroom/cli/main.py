@@ -187,6 +187,9 @@ def serve(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     services = _open(settings)
+    # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
+    # first start unless security.secret_key provides one.
+    services.sealer = load_sealer(settings, create=True)
 
     boot = account_service.bootstrap(services)
     if boot is not None:
