@@ -77,6 +77,25 @@ class DeliverySettings(BaseModel):
     poll_interval: float = Field(
         0.2, description="Seconds the worker sleeps when the queue has nothing due."
     )
+    ehlo_name: str = Field(
+        "mail.postroom.test", description="Name Postroom gives in EHLO when delivering."
+    )
+    port: int = Field(25, description="Destination SMTP port of MX hosts (tests use others).")
+    connect_timeout: float = Field(30.0, description="Seconds to wait for a TCP connection.")
+    command_timeout: float = Field(60.0, description="Seconds to wait for an SMTP reply.")
+    retry_first_delay: float = Field(300.0, description="Seconds before the first retry.")
+    retry_factor: float = Field(2.0, description="Each retry waits this many times longer.")
+    retry_max_delay: float = Field(4 * 3600.0, description="Longest wait between retries (s).")
+    retry_window: float = Field(
+        72 * 3600.0, description="Seconds after acceptance when a delivery fails for good."
+    )
+    relay_host: str | None = Field(None, description="Smarthost for relay mode.")
+    relay_port: int = Field(587, description="Smarthost port.")
+    relay_tls: str = Field(
+        "starttls", description="Smarthost TLS: starttls, implicit (port 465 style) or none."
+    )
+    relay_username: str | None = Field(None, description="Smarthost AUTH user name.")
+    relay_password: str | None = Field(None, description="Smarthost AUTH password.")
 
 
 class SchedulerSettings(BaseModel):

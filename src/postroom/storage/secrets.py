@@ -8,6 +8,8 @@ unreadable (rotate them); leaking the database alone reveals none.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -27,6 +29,12 @@ class Sealer:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A separate 32-byte key for ``purpose`` (e.g. signing return paths), so one
+        installation secret serves several uses without reusing a key across them."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: bytes) -> bytes:
         return self._fernet.encrypt(plaintext)
