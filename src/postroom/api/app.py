@@ -37,6 +37,11 @@ def create_app(
     errors.install(app)
     for module in _routers():
         app.include_router(module.router)
+    if stream is Stream.TRANSACTIONAL:
+        # Prometheus metrics: unauthenticated, so on the transactional listener only.
+        from postroom.api.routes import metrics
+
+        app.include_router(metrics.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
