@@ -61,10 +61,11 @@ def test_account_list_and_migrate(tmp_path: Path) -> None:
     assert migrated.exit_code == 0 and "Database at revision" in migrated.stdout
 
 
-def test_serve_refuses_modes_that_do_not_exist_yet(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--delivery-mode", "mx"])
+def test_serve_refuses_relay_mode_without_a_smarthost(tmp_path: Path) -> None:
+    """Relay mode needs somewhere to relay to; serve says so instead of starting."""
+    result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--delivery-mode", "relay"])
     assert result.exit_code == 2
-    assert "sandbox" in result.output
+    assert "relay" in result.output.lower()
 
 
 def test_serve_needs_both_tls_files(tmp_path: Path) -> None:

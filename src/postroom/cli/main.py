@@ -5,7 +5,7 @@ Local commands work on the database directly and honour ``--data-dir`` and
 instance it started::
 
     postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P]
-                   [--bulk-port P] [--delivery-mode sandbox] [--tls-cert F --tls-key F]
+                   [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
                    [--dns-server HOST:PORT]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
     postroom account list
@@ -137,7 +137,10 @@ def serve(
     ] = None,
     delivery_mode: Annotated[
         DeliveryMode | None,
-        typer.Option(envvar="POSTROOM_DELIVERY__MODE", help="sandbox (capture in test inboxes)."),
+        typer.Option(
+            envvar="POSTROOM_DELIVERY__MODE",
+            help="sandbox (capture in test inboxes), mx (to MX hosts) or relay (smarthost).",
+        ),
     ] = None,
     tls_cert: Annotated[
         Path | None,
@@ -164,11 +167,8 @@ def serve(
         dns={"server": dns_server},
     )
     _check_dns_server(settings)
-    if settings.delivery.mode is not DeliveryMode.SANDBOX:
-        err.print(
-            f"[red]Delivery mode {settings.delivery.mode.value!r} is not available yet[/red]"
-            " (it arrives with the delivery engine); use --delivery-mode sandbox."
-        )
+    if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
+        err.print("[red]--delivery-mode relay needs delivery.relay_host.[/red]")
         raise typer.Exit(2)
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         err.print("[red]--tls-cert and --tls-key go together.[/red]")

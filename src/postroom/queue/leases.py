@@ -127,3 +127,13 @@ def queue_depth(conn: Connection) -> dict[str, int]:
         .group_by(deliveries.c.stream)
     )
     return {stream: int(count) for stream, count in conn.execute(query)}
+
+
+def still_queued(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """The ids among ``ids`` that are still queued (not completed by another round)."""
+    if not ids:
+        return set()
+    query = select(deliveries.c.id).where(
+        deliveries.c.id.in_(list(ids)), deliveries.c.state == _QUEUED
+    )
+    return {row[0] for row in conn.execute(query)}

@@ -24,14 +24,13 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
-from postroom.domain import dkim
 from postroom.domain.deliveries import DeliveryState
-from postroom.domain.dkim import DkimKey
 from postroom.domain.events import EventKind
 from postroom.events.recorder import event_row
+from postroom.mta.signing import Signer
 from postroom.queue import leases
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains
+from postroom.services import Services
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 from postroom.storage.tables import deliveries, message_bodies, messages, sandbox_messages
@@ -60,7 +59,7 @@ def plan_capture(
     }
     plan = CapturePlan()
     planned: set[str] = set()
-    signer = _Signer(services, conn, int(now.timestamp()))
+    signer = Signer(services, conn, int(now.timestamp()))
     for delivery in leased:
         message = stored.get(delivery["message_id"])
         inbox_id = inbox_of[int(delivery["account_id"])]
@@ -79,25 +78,6 @@ def plan_capture(
             )
             plan.captures.append(row)
     return plan
-
-
-class _Signer:
-    """DKIM-signs captured mail as it would leave for an MX: with the active keys of the
-    sender's verified domain (unsigned when the domain is not verified). Keys are looked
-    up once per sender domain and round."""
-
-    def __init__(self, services: Services, conn: Connection, timestamp: int) -> None:
-        self._services, self._conn, self._timestamp = services, conn, timestamp
-        self._keys: dict[tuple[int, str], list[DkimKey]] = {}
-
-    def sign(self, message: dict[str, Any], raw: bytes) -> bytes:
-        account, domain = int(message["account_id"]), message["sender"].rpartition("@")[2]
-        if (account, domain) not in self._keys:
-            self._keys[account, domain] = domains.signing_keys(
-                self._services, self._conn, account, domain.lower()
-            )
-        keys = self._keys[account, domain]
-        return dkim.sign(raw, keys, timestamp=self._timestamp) if keys else raw
 
 
 def _messages_with_bodies(conn: Connection, ids: set[str]) -> dict[str, dict[str, Any]]:

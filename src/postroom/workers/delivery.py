@@ -6,6 +6,12 @@ the writer thread, and completes them in a second transaction. If the process di
 between the two, the leases expire and another round (here or in another process) takes
 the rows again; capture is idempotent, so nothing is lost and nothing is doubled. When
 nothing is due the worker sleeps ``poll_interval`` seconds.
+
+The engine follows ``settings.delivery.mode`` at every round: ``sandbox`` captures into
+inboxes (postroom.sandbox.deliver); ``mx`` and ``relay`` send over SMTP
+(postroom.mta.deliver, built on first use and kept for the worker's life, so its route
+cache and site throttles persist across rounds). In those modes a crash mid-round may
+send a message twice (at-least-once, like every MTA), but never loses one.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import socket
 
 from postroom.config import DeliveryMode
+from postroom.mta.deliver import MxEngine
 from postroom.queue import leases
 from postroom.sandbox import deliver as sandbox_delivery
 from postroom.services import Services
@@ -30,8 +37,7 @@ class DeliveryWorker:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        if services.settings.delivery.mode is not DeliveryMode.SANDBOX:
-            raise ValueError(f"delivery mode {services.settings.delivery.mode} is not available")
+        self._engine: MxEngine | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.services.settings.delivery.poll_interval
@@ -60,6 +66,11 @@ class DeliveryWorker:
         )
         if not leased:
             return 0
+        if cfg.mode is not DeliveryMode.SANDBOX:
+            if self._engine is None or self._engine.mode is not cfg.mode:
+                self._engine = MxEngine(self.services)
+            await self._engine.run_round(leased, now)
+            return len(leased)
         plans = await self.services.db.read(
             lambda conn: sandbox_delivery.plan_capture(self.services, conn, leased, now)
         )
