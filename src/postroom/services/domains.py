@@ -26,6 +26,7 @@ account (another tenant's domain is NotFound).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
@@ -157,20 +158,18 @@ def _name_forms(name: str) -> set[str]:
     """The spellings a stored name may have: as given, A-labels, U-labels."""
     clean = name.strip().rstrip(".").lower()
     forms = {clean}
-    try:
+    # A name IDNA cannot convert has only the spelling it was given.
+    with contextlib.suppress(UnicodeError):
         forms.add(ascii_name(clean))
         forms.add(ascii_name(clean).encode("ascii").decode("idna"))
-    except UnicodeError:
-        pass
     return forms
 
 
 def _is_hostname(name: str) -> bool:
-    try:
+    # An address literal parses as an IP; a domain name does not.
+    with contextlib.suppress(ValueError):
         ipaddress.ip_address(name)
         return False
-    except ValueError:
-        pass
     try:
         encoded = ascii_name(name)
     except UnicodeError:
