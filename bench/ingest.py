@@ -75,8 +75,9 @@ Usage (from the repository root)::
 ``--profile`` repeats the single-send run under ``py-spy record --gil`` (``pip install
 py-spy``) and prints which threads and functions hold the GIL. ``--server-prelude`` runs
 Python code in the server before ``postroom serve`` starts (a monkeypatch), to estimate
-what a change to ``src/`` would gain before making it; ``--server-loop uvloop`` does the
-same for the event loop. ``--json`` writes every figure to a file.
+what a change to ``src/`` would gain before making it. ``--server-loop`` picks the bare
+reference server's event loop (uvloop by default, as ``postroom serve`` uses).
+``--json`` writes every figure to a file.
 
 Everything listens on 127.0.0.1 only, every wait has a timeout, and every process the
 script starts is stopped (and the PostgreSQL schema dropped) on the way out.
@@ -1004,8 +1005,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     p.add_argument(
         "--server-loop",
         choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="event loop of both servers; asyncio is what `postroom serve` uses today",
+        default="uvloop",
+        help="event loop of the bare reference server (and of postroom, which runs uvloop "
+        "itself when installed); keep both alike so the ratio compares like with like",
     )
     p.add_argument(
         "--server-prelude",
