@@ -78,7 +78,6 @@ _CLOSE_WAIT = 1.0
 
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20\x7f<>]")
-_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
 class SessionError(PostroomError):
@@ -143,9 +142,13 @@ def prepare_message(message: bytes) -> bytes:
     """Validate the wire form: strict CRLF, no NUL, lines ≤ 998 octets, CRLF at the end."""
     if b"\0" in message:
         raise ValueError("message contains a NUL byte")
-    bare = _BARE_CR_OR_LF.search(message)
-    if bare is not None:
-        raise ValueError(f"message has a bare CR or LF at offset {bare.start()}")
+    # Counting in C is ~15x faster than a lookaround regex on a 7 KB message; the regex
+    # then runs only to say where the offending byte is.
+    pairs = message.count(b"\r\n")
+    if message.count(b"\r") != pairs or message.count(b"\n") != pairs:
+        bare = _BARE_CR_OR_LF.search(message)
+        offset = bare.start() if bare is not None else -1
+        raise ValueError(f"message has a bare CR or LF at offset {offset}")
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     longest = max(len(line) for line in message.split(b"\r\n"))
@@ -465,7 +468,7 @@ class Session:
         params: list[bytes] = []
         if "size" in ext:  # RFC 1870
             params.append(b"SIZE=%d" % len(data))
-        if "8bitmime" in ext and _EIGHT_BIT.search(data):  # RFC 6152
+        if "8bitmime" in ext and not data.isascii():  # RFC 6152
             params.append(b"BODY=8BITMIME")
         if smtputf8:  # RFC 6531
             params.append(b"SMTPUTF8")
