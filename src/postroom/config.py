@@ -89,6 +89,17 @@ class DeliverySettings(BaseModel):
     retry_window: float = Field(
         72 * 3600.0, description="Seconds after acceptance when a delivery fails for good."
     )
+    site_max_connections: int = Field(
+        10, description="Connections per destination site not in the built-in table."
+    )
+    site_messages_per_connection: int = Field(
+        100, description="Messages per connection for such a site."
+    )
+    site_messages_per_minute: float = Field(
+        600.0,
+        description="Messages per minute for such a site (large providers have "
+        "their own limits in postroom.domain.throttle).",
+    )
     relay_host: str | None = Field(None, description="Smarthost for relay mode.")
     relay_port: int = Field(587, description="Smarthost port.")
     relay_tls: str = Field(

@@ -279,3 +279,15 @@ def test_a_null_mx_domain_bounces_as_bad_domain(
     _round(DeliveryWorker(services))
     assert _rows(services)["x@nomail.example"]["state"] == "bounced"
     assert _events(services, "bounce")["x@nomail.example"]["bounce_category"] == "bad_domain"
+
+
+def test_unknown_sites_get_the_configured_limits(services: Services) -> None:
+    """Sites outside the built-in table are shaped by the delivery settings."""
+    from postroom.mta.deliver import MxEngine
+
+    services.settings.delivery.mode = DeliveryMode.MX
+    services.settings.delivery.site_messages_per_minute = 6000
+    services.settings.delivery.site_max_connections = 3
+    throttle = MxEngine(services).throttles.for_site("mx.unknown-site.example")
+    assert throttle.effective_rate == 6000
+    assert throttle.effective_connections == 3

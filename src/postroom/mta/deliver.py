@@ -46,7 +46,7 @@ from postroom.domain import returnpath
 from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
 from postroom.domain.retry import RetrySchedule, next_attempt
-from postroom.domain.throttle import Throttles, is_rate_limit_reply
+from postroom.domain.throttle import SiteLimits, Throttles, is_rate_limit_reply
 from postroom.events.recorder import event_row
 from postroom.mta.classify import BounceCategory, Classification, Outcome, classify_reply
 from postroom.mta.pool import PooledSession, SessionPool
@@ -131,7 +131,13 @@ class MxEngine:
         self.mode = cfg.mode
         if self.mode is DeliveryMode.SANDBOX:
             raise ValueError("the MX engine does not run in sandbox mode")
-        self.throttles = Throttles()
+        self.throttles = Throttles(
+            fallback=SiteLimits(
+                max_connections=cfg.site_max_connections,
+                messages_per_connection=cfg.site_messages_per_connection,
+                messages_per_minute=cfg.site_messages_per_minute,
+            )
+        )
         self.rand = random.random
         tls: TlsPolicy = "opportunistic"
         self.credentials: tuple[str, str] | None = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import re
@@ -55,6 +56,7 @@ from postroom.events.recorder import event_row
 from postroom.services import Services
 from postroom.services.dns import check_records
 from postroom.storage.repos import domains as repo
+from postroom.storage.secrets import Sealer
 
 log = logging.getLogger("postroom.domains")
 
@@ -796,10 +798,17 @@ def signing_keys(
             selector=str(k["selector"]),
             domain=domain,
             algorithm=_algorithm(str(k["algorithm"])),
-            private_key=dkim.load_private_pem(sealer.open(bytes(k["private_key"]))),
+            private_key=_unsealed_key(sealer, bytes(k["private_key"])),
         )
         for k in active
     ]
+
+
+@functools.lru_cache(maxsize=512)
+def _unsealed_key(sealer: Sealer, sealed: bytes) -> dkim.PrivateKey:
+    # Unsealing and parsing a PEM on every delivery round showed up at 9% of delivery
+    # time; a sealed blob never changes (rotation makes new rows), so cache by it.
+    return dkim.load_private_pem(sealer.open(sealed))
 
 
 def verified_domain_names(conn: Connection, account_id: int) -> set[str]:
