@@ -291,3 +291,22 @@ def test_unknown_sites_get_the_configured_limits(services: Services) -> None:
     throttle = MxEngine(services).throttles.for_site("mx.unknown-site.example")
     assert throttle.effective_rate == 6000
     assert throttle.effective_connections == 3
+
+
+def test_open_connections_are_reported_per_site_during_a_round(
+    client: TestClient, services: Services, mx: Receivers
+) -> None:
+    """While a round talks to an MX, the worker reports that connection under its site."""
+    _send(client, services, "ana@dest.example")
+    worker = DeliveryWorker(services)
+    seen: list[dict[str, int]] = []
+    original = mx.primary.handle_DATA
+
+    async def spy(server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        seen.append(worker.open_connections())
+        return await original(server, session, envelope)
+
+    mx.primary.handle_DATA = spy  # type: ignore[method-assign]
+    assert _round(worker) == 1
+    assert seen == [{"dest.example": 1}]
+    assert worker.open_connections() == {}

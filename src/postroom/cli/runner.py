@@ -61,13 +61,18 @@ def bind(host: str, port: int, flag: str) -> socket.socket:
     return sock
 
 
-def _server(services: Services, stream: Stream, port: int, auth: Authenticator) -> _Server:
+def _server(
+    services: Services, stream: Stream, port: int, auth: Authenticator, worker: DeliveryWorker
+) -> _Server:
     cfg = services.settings.server
+    app = create_app(services, stream, auth)
+    # /metrics (on the transactional app) reports the worker's open SMTP connections.
+    app.state.smtp_connections = worker.open_connections
     ssl: dict[str, Any] = {}
     if cfg.tls_cert and cfg.tls_key:
         ssl = {"ssl_certfile": str(cfg.tls_cert), "ssl_keyfile": str(cfg.tls_key)}
     config = uvicorn.Config(
-        create_app(services, stream, auth),
+        app,
         host=cfg.host,
         port=port,
         log_level="warning",
@@ -89,9 +94,10 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     """
     cfg = services.settings.server
     auth = Authenticator(services)
+    worker = DeliveryWorker(services)
     servers = [
-        _server(services, Stream.TRANSACTIONAL, cfg.port, auth),
-        _server(services, Stream.BULK, cfg.bulk_port, auth),
+        _server(services, Stream.TRANSACTIONAL, cfg.port, auth, worker),
+        _server(services, Stream.BULK, cfg.bulk_port, auth, worker),
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,7 +107,7 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
         asyncio.create_task(s.serve(sockets=[sockets[s.config.port]]), name=f"http:{s.config.port}")
         for s in servers
     ]
-    tasks.append(asyncio.create_task(DeliveryWorker(services).run(stop), name="worker"))
+    tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
     tasks.append(asyncio.create_task(Scheduler(services).run(stop), name="scheduler"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -139,6 +139,7 @@ class MxEngine:
             )
         )
         self.rand = random.random
+        self._pool: SessionPool | None = None
         tls: TlsPolicy = "opportunistic"
         self.credentials: tuple[str, str] | None = None
         if self.mode is DeliveryMode.RELAY:
@@ -169,16 +170,23 @@ class MxEngine:
             window=cfg.retry_window,
         )
 
+    def open_connections(self) -> dict[str, int]:
+        """Open outbound connections per site right now (for /metrics)."""
+        pool = self._pool
+        return pool.open_by_site() if pool is not None else {}
+
     async def run_round(self, leased: list[dict[str, Any]], now: datetime) -> int:
         """Deliver one leased batch; returns how many deliveries got an outcome."""
         services = self.services
         plan = await services.db.read(lambda conn: plan_round(services, conn, leased, now))
         pool = SessionPool(self.session_config, credentials=self.credentials)
+        self._pool = pool
         results: list[Result] = []
         try:
             for group in plan.groups:
                 results += await self._deliver(group, pool)
         finally:
+            self._pool = None
             await pool.close_all()
         done = services.clock.now()
         return await services.db.write(
@@ -212,6 +220,7 @@ class MxEngine:
             return self._all(group, unroutable)
         site = self.throttles.for_site(route.site)
         pool.messages_per_connection = site.messages_per_connection
+        pool.site = route.site
         wait = site.try_take(time.monotonic())
         if wait > 0:
             await asyncio.sleep(min(wait, MAX_THROTTLE_WAIT))

@@ -76,7 +76,11 @@ class SessionPool:
         self.config = config
         self.credentials = credentials
         self.messages_per_connection = messages_per_connection
+        # The destination site of the group being delivered; recorded per session for
+        # the open-connections metric.
+        self.site = ""
         self._sessions: dict[str, PooledSession] = {}
+        self._sites: dict[str, str] = {}
 
     def cached(self, address: str) -> PooledSession | None:
         """An open session to ``address`` with room for another message, if any."""
@@ -91,7 +95,17 @@ class SessionPool:
         session = PooledSession(self.config, host_name, address, credentials=self.credentials)
         await session.open()
         self._sessions[address] = session
+        self._sites[address] = self.site
         return session
+
+    def open_by_site(self) -> dict[str, int]:
+        """Open connections per destination site (``postroom_smtp_connections_open``)."""
+        counts: dict[str, int] = {}
+        for address, session in list(self._sessions.items()):
+            if session.is_open:
+                site = self._sites.get(address, "")
+                counts[site] = counts.get(site, 0) + 1
+        return counts
 
     async def discard(self, address: str) -> None:
         session = self._sessions.pop(address, None)

@@ -50,6 +50,10 @@ class DeliveryWorker:
             if done == 0:
                 await sleep_unless_stopped(stop, interval)
 
+    def open_connections(self) -> dict[str, int]:
+        """Outbound SMTP connections open now, per destination site (none in sandbox)."""
+        return self._engine.open_connections() if self._engine is not None else {}
+
     async def run_once(self) -> int:
         """Lease and deliver one batch; returns how many deliveries were leased."""
         cfg = self.services.settings.delivery
