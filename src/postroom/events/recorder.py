@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,3 +32,23 @@ def event_row(
         "details": details,
         "created_at": now,
     }
+
+
+def delivery_event(
+    ids: IdFactory,
+    delivery: Mapping[str, Any],
+    kind: EventKind,
+    details: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """An event about one ``deliveries`` row (its account, id, stream and recipient)."""
+    return event_row(
+        ids,
+        int(delivery["account_id"]),
+        kind,
+        str(delivery["id"]),
+        delivery["stream"],
+        delivery["recipient"],
+        details,
+        now,
+    )

@@ -47,7 +47,7 @@ from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
 from postroom.domain.retry import RetrySchedule, next_attempt
 from postroom.domain.throttle import SiteLimits, Throttles, is_rate_limit_reply
-from postroom.events.recorder import event_row
+from postroom.events.recorder import delivery_event
 from postroom.mta.classify import BounceCategory, Classification, Outcome, classify_reply
 from postroom.mta.pool import PooledSession, SessionPool
 from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
@@ -342,12 +342,12 @@ def apply_round(
                 "response": response,
                 "tls": r.tls,
             }
-            events.append(_event(services, d, EventKind.DELIVERY, details, now))
+            events.append(delivery_event(services.ids, d, EventKind.DELIVERY, details, now))
             continue
         details = _bounce_details(r)
         if c.outcome is Outcome.HARD_BOUNCE:
             final.setdefault((DeliveryState.BOUNCED, response), []).append(d["id"])
-            events.append(_event(services, d, EventKind.BOUNCE, details, now))
+            events.append(delivery_event(services.ids, d, EventKind.BOUNCE, details, now))
             continue
         until = next_attempt(
             schedule,
@@ -358,12 +358,14 @@ def apply_round(
         )
         if until is None:
             final.setdefault((DeliveryState.FAILED, response), []).append(d["id"])
-            events.append(_event(services, d, EventKind.BOUNCE, {**details, "expired": True}, now))
+            events.append(
+                delivery_event(services.ids, d, EventKind.BOUNCE, {**details, "expired": True}, now)
+            )
         else:
             leases.defer(conn, d["id"], until, now, response)
             events.append(
-                _event(
-                    services,
+                delivery_event(
+                    services.ids,
                     d,
                     EventKind.SOFT_BOUNCE,
                     {**details, "next_attempt_at": until.isoformat()},
@@ -374,7 +376,10 @@ def apply_round(
         leases.complete(conn, ids, state, now, response)
     gone = [d for d in missing if d["id"] in queued]
     leases.complete(conn, [d["id"] for d in gone], DeliveryState.REJECTED, now, NO_BODY)
-    events += [_event(services, d, EventKind.REJECT, {"reject_reason": NO_BODY}, now) for d in gone]
+    events += [
+        delivery_event(services.ids, d, EventKind.REJECT, {"reject_reason": NO_BODY}, now)
+        for d in gone
+    ]
     message_repo.insert_events(conn, events)
     return applied + len(gone)
 
@@ -393,15 +398,3 @@ def _bounce_details(r: Result) -> dict[str, Any]:
         "response_code": c.code,
         "enhanced_status": c.enhanced,
     }
-
-
-def _event(
-    services: Services,
-    d: dict[str, Any],
-    kind: EventKind,
-    details: dict[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    return event_row(
-        services.ids, int(d["account_id"]), kind, d["id"], d["stream"], d["recipient"], details, now
-    )

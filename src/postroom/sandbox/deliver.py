@@ -26,14 +26,14 @@ from sqlalchemy.engine import Connection
 
 from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
-from postroom.events.recorder import event_row
+from postroom.events.recorder import delivery_event
 from postroom.mta.signing import Signer
 from postroom.queue import leases
 from postroom.sandbox.capture import captured_row
 from postroom.services import Services
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
-from postroom.storage.tables import deliveries, message_bodies, messages, sandbox_messages
+from postroom.storage.tables import message_bodies, messages, sandbox_messages
 
 NO_INBOX = "the account has no sandbox inbox to capture into"
 NO_BODY = "the message body is no longer stored"
@@ -91,7 +91,7 @@ def _messages_with_bodies(conn: Connection, ids: set[str]) -> dict[str, dict[str
 
 def apply_capture(services: Services, conn: Connection, plan: CapturePlan, now: datetime) -> int:
     """Insert the captures and complete the deliveries; returns deliveries completed."""
-    queued = _still_queued(
+    queued = leases.still_queued(
         conn, [d["id"] for d in plan.delivered] + [d["id"] for d, _ in plan.rejected]
     )
     new_rows = _not_yet_captured(conn, plan.captures)
@@ -106,38 +106,20 @@ def apply_capture(services: Services, conn: Connection, plan: CapturePlan, now: 
         leases.complete(conn, ids, DeliveryState.REJECTED, now, reason)
     inbox_of = {row["message_id"]: row["inbox_id"] for row in plan.captures}
     events = [
-        _event(
-            services,
+        delivery_event(
+            services.ids,
             d,
             EventKind.DELIVERY,
             {"inbox_id": inbox_of.get(d["message_id"]), "mode": "sandbox"},
             now,
         )
         for d in delivered
-    ] + [_event(services, d, EventKind.REJECT, {"reject_reason": r}, now) for d, r in rejected]
+    ] + [
+        delivery_event(services.ids, d, EventKind.REJECT, {"reject_reason": r}, now)
+        for d, r in rejected
+    ]
     message_repo.insert_events(conn, events)
     return len(delivered) + len(rejected)
-
-
-def _event(
-    services: Services,
-    d: dict[str, Any],
-    kind: EventKind,
-    details: dict[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    return event_row(
-        services.ids, int(d["account_id"]), kind, d["id"], d["stream"], d["recipient"], details, now
-    )
-
-
-def _still_queued(conn: Connection, ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    query = select(deliveries.c.id).where(
-        deliveries.c.id.in_(ids), deliveries.c.state == DeliveryState.QUEUED.value
-    )
-    return {row[0] for row in conn.execute(query)}
 
 
 def _not_yet_captured(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
