@@ -94,6 +94,7 @@ from ingest import (  # noqa: E402
     console,
     cpu_seconds,
     free_port,
+    gil_tables,
     machine,
     py_spy_path,
     send_body,
@@ -393,19 +394,7 @@ def bare_aiosmtplib(port: int, conns: int, total: int, size: int) -> float:
 
 
 def profile_tables(prof: Profile, rate: float) -> list[Table]:
-    busy = 100 * prof.samples / (PY_SPY_RATE * prof.seconds) if prof.seconds else 0
-    threads = Table("thread", "% of GIL samples", title=(
-        f"py-spy --gil during a {rate:,.0f}/s drain: GIL held {busy:.0f}% of the time "
-        f"({prof.samples:,} samples)"))  # fmt: skip
-    for name, share in prof.threads:
-        threads.add_row(name, f"{share:.1f}")
-    own = Table("function (self time)", "%", title="Where the GIL time is spent (self)")
-    for name, share in prof.own:
-        own.add_row(name, f"{share:.1f}")
-    ours = Table("postroom function (inclusive)", "%", title="Postroom code (inclusive)")
-    for name, share in prof.postroom:
-        ours.add_row(name, f"{share:.1f}")
-    return [threads, own, ours]
+    return gil_tables(prof, f"a {rate:,.0f}/s drain")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -967,11 +967,14 @@ def profile_tables(run: Run) -> list[Table]:
     prof = run.profile
     if prof is None or not prof.samples:
         return []
-    busy = 100 * prof.samples / (PY_SPY_RATE * prof.seconds)
-    title = (
-        f"py-spy --gil: {run.backend} single sends at {run.load.rps:,.0f} req/s; "
-        f"GIL held {busy:.0f}% of the time ({prof.samples:,} samples)"
-    )
+    what = f"{run.backend} single sends at {run.load.rps:,.0f} req/s"
+    return gil_tables(prof, what)
+
+
+def gil_tables(prof: Profile, what: str) -> list[Table]:
+    """The three py-spy ``--gil`` tables: threads, self time, Postroom code inclusive."""
+    busy = 100 * prof.samples / (PY_SPY_RATE * prof.seconds) if prof.seconds else 0
+    title = f"py-spy --gil: {what}; GIL held {busy:.0f}% of the time ({prof.samples:,} samples)"
     threads = Table("thread", "% of GIL samples", title=title)
     for name, share in prof.threads:
         threads.add_row(name, f"{share:.1f}")

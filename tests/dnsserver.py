@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
+import dns.resolver
 import pytest
 from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSError, DNSRecord
 from dnslib.server import DNSLogger, DNSServer
@@ -168,6 +169,28 @@ class LocalDnsServer:
 
     def remove(self, name: str, rtype: str | None = None) -> None:
         self.zone.remove(name, rtype)
+
+    def publish(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Publish a sending domain's ``dns_records`` as a user pastes them into a DNS
+        panel: each replaces any record of the same name and type."""
+        adders = {"CNAME": self.add_cname, "TXT": self.add_txt}
+        for record in records:
+            kind = str(record["type"]).upper()
+            if kind not in adders:
+                raise AssertionError(f"unexpected record type to publish: {record}")
+            self.remove(record["domain"], kind)
+            adders[kind](record["domain"], record["value"])
+
+    def dkim_dnsfunc(self) -> Callable[..., bytes]:
+        """A ``dnsfunc`` for dkimpy's verifier that reads TXT records from this zone."""
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = ["127.0.0.1"], self.port
+
+        def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+            answer = resolver.resolve(name.decode().rstrip("."), "TXT")
+            return b"".join(b"".join(rdata.strings) for rdata in answer)
+
+        return dnsfunc
 
     # --- lifecycle ----------------------------------------------------------------
 

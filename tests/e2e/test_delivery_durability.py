@@ -126,14 +126,7 @@ def _verify_sending_domain(http: httpx.Client, account_id: int, dns: LocalDnsSer
     created = http.post(base, json={"sending_domain": {"domain_name": SENDER_DOMAIN}})
     assert created.status_code in (200, 201), created.text
     domain = created.json()
-    for record in domain["dns_records"]:
-        kind = record["type"].upper()
-        if kind == "CNAME":
-            dns.add_cname(record["domain"], record["value"])
-        elif kind == "TXT":
-            dns.add_txt(record["domain"], record["value"])
-        else:
-            raise AssertionError(f"unexpected record type to publish: {record}")
+    dns.publish(domain["dns_records"])
     checked = http.post(f"{base}/{domain['id']}/verify")
     assert checked.status_code == 200, checked.text
     assert checked.json()["dns_verified"] is True, checked.json()["dns_records"]

@@ -13,7 +13,6 @@ import asyncio
 from typing import Any
 
 import dkim as dkimpy  # type: ignore[import-untyped]
-import dns.resolver
 import pytest
 from starlette.testclient import TestClient
 
@@ -45,11 +44,7 @@ def verified(
     services.resolver = DnsPythonResolver(dns_server.address, timeout=1.0)
     base = f"/api/accounts/{boot.account_id}/sending_domains"
     domain = client.post(base, json={"sending_domain": {"domain_name": "shop.example"}}).json()
-    for record in domain["dns_records"]:
-        if record["type"] == "CNAME":
-            dns_server.add_cname(record["domain"], record["value"])
-        else:
-            dns_server.add_txt(record["domain"], record["value"])
+    dns_server.publish(domain["dns_records"])
     checked: dict[str, Any] = client.post(f"{base}/{domain['id']}/verify").json()
     assert checked["dns_verified"] is True, checked["dns_records"]
     return checked
@@ -100,13 +95,7 @@ def test_captured_mail_is_dkim_signed_and_verifies(
     [message] = client.get(inbox).json()
     raw = client.get(f"{inbox}/{message['id']}/body.raw").content
     assert raw.count(b"DKIM-Signature:") == 2
-    resolver = dns.resolver.Resolver(configure=False)
-    host, port = dns_server.address.split(":")
-    resolver.nameservers, resolver.port = [host], int(port)
-
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
-        answer = resolver.resolve(name.decode().rstrip("."), "TXT")
-        return b"".join(b"".join(r.strings) for r in answer)
+    dnsfunc = dns_server.dkim_dnsfunc()
 
     signed = dkimpy.DKIM(raw)
     for index in (0, 1):

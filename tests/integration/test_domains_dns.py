@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dkim as dkimpy  # type: ignore[import-untyped]
-import dns.resolver
 import pytest
 from mailtrap.models.sending_domains import SendingDomain
 from sqlalchemy import select
@@ -84,16 +83,8 @@ def get(client: TestClient, boot: Bootstrap, domain_id: int) -> dict[str, Any]:
 
 
 def publish(zone: LocalDnsServer, domain: dict[str, Any], *keys: str) -> None:
-    """Put the domain's records (all, or those of ``keys``) in the zone, replacing any
-    record of the same name and type, as a user editing a DNS panel would."""
-    for record in domain["dns_records"]:
-        if keys and record["key"] not in keys:
-            continue
-        zone.remove(record["domain"], record["type"])
-        if record["type"] == "CNAME":
-            zone.add_cname(record["domain"], record["value"])
-        else:
-            zone.add_txt(record["domain"], record["value"])
+    """Put the domain's records (all, or those of ``keys``) in the zone."""
+    zone.publish(r for r in domain["dns_records"] if not keys or r["key"] in keys)
 
 
 def records(domain: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -147,14 +138,7 @@ def signing_selectors(services: Services, account_id: int, name: str = "example.
 
 def dkimpy_verdicts(zone: LocalDnsServer, signed: bytes, count: int) -> list[bool]:
     """dkimpy's verdict on each signature, its key records fetched from the zone."""
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = ["127.0.0.1"]
-    resolver.port = zone.port
-
-    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
-        answer = resolver.resolve(name.decode().rstrip("."), "TXT")
-        return b"".join(b"".join(rdata.strings) for rdata in answer)
-
+    dnsfunc = zone.dkim_dnsfunc()
     verifier = dkimpy.DKIM(signed)
     return [bool(verifier.verify(idx=i, dnsfunc=dnsfunc)) for i in range(count)]
 
