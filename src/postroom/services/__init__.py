@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from postroom.clock import Clock, SystemClock
 from postroom.config import Settings
 from postroom.domain.ids import IdFactory
+from postroom.services.cache import TtlCache
 from postroom.services.dns import DnsPythonResolver, Resolver
 from postroom.storage.db import Database
 from postroom.storage.secrets import Sealer, load_sealer
+
+SENDER_CACHE_SECONDS = 10.0
 
 
 @dataclass
@@ -29,6 +32,11 @@ class Services:
     # Made lazily: most processes (and most tests) never touch a key or a name server.
     sealer: Sealer | None = None
     resolver: Resolver | None = None
+    # Each account's verified sending domains, re-read at most every few seconds: in mx
+    # and relay modes every send checks its From against them.
+    verified_senders: TtlCache[int, frozenset[str]] = field(
+        default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
+    )
 
     def get_sealer(self) -> Sealer:
         """The installation's sealer; its key file is created on first use if need be."""

@@ -114,16 +114,23 @@ async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str]
     """The From domains the account may use, or None when any From is accepted.
 
     In sandbox delivery mode, and for sandbox sends, nothing leaves the machine, so any
-    From is accepted. Sending for real needs a verified sending domain of the account.
+    From is accepted. Sending for real needs a verified sending domain of the account;
+    the set is cached for ``SENDER_CACHE_SECONDS``, so a domain that verifies (or stops
+    verifying) takes effect within that time, as a revoked token does.
     """
     if origin.inbox_id is not None or origin.system:
         return None
     if services.settings.delivery.mode is DeliveryMode.SANDBOX:
         return None
+    cached = services.verified_senders.get(origin.account_id)
+    if cached is not None:
+        return cached
     names = await services.db.read(
         lambda conn: domains.verified_domain_names(conn, origin.account_id)
     )
-    return frozenset(domains.ascii_name(name) for name in names)
+    allowed = frozenset(domains.ascii_name(name) for name in names)
+    services.verified_senders.put(origin.account_id, allowed)
+    return allowed
 
 
 def _authorize_sender(senders: frozenset[str] | None, draft: MessageDraft) -> None:

@@ -6,7 +6,6 @@ database on every request; a revoked token stops working within ``CACHE_SECONDS`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Connection
 from postroom.domain import tokens
 from postroom.errors import Forbidden, Unauthorized
 from postroom.services import Services
+from postroom.services.cache import TtlCache
 from postroom.storage.repos import accounts as repo
 
 CACHE_SECONDS = 10.0
@@ -42,7 +42,7 @@ class Authenticator:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache: TtlCache[str, Principal] = TtlCache(CACHE_SECONDS)
 
     async def authenticate(self, presented: str | None) -> Principal:
         parts = tokens.split(presented or "")
@@ -50,12 +50,10 @@ class Authenticator:
             raise Unauthorized()
         cache_key = tokens.hash_secret(presented or "").hex()
         cached = self._cache.get(cache_key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         principal = await self._services.db.read(lambda conn: self._lookup(conn, parts))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[cache_key] = (time.monotonic() + CACHE_SECONDS, principal)
+        self._cache.put(cache_key, principal)
         return principal
 
     def _lookup(self, conn: Connection, parts: tokens.TokenParts) -> Principal:
