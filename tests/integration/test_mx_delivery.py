@@ -299,3 +299,19 @@ def test_open_connections_are_reported_per_site_during_a_round(
     assert _round(worker) == 1
     assert seen == [{"dest.example": 1}]
     assert worker.open_connections() == {}
+
+
+def test_the_mailbox_provider_is_read_from_the_mx_set(
+    client: TestClient, services: Services, dns_server: LocalDnsServer, mx: Receivers
+) -> None:
+    # Our name server answers for Google's MX host name too, pointing it at a receiver.
+    dns_server.add_mx("acme.example", 10, "aspmx.l.google.com")
+    dns_server.add_a("aspmx.l.google.com", "127.0.0.2")
+    mx.primary.unknown.add("gone@acme.example")
+    _send(client, services, "ana@acme.example", "gone@acme.example", "bo@dest.example")
+    _round(DeliveryWorker(services))
+    delivered = _events(services, "delivery")
+    assert delivered["ana@acme.example"]["email_service_provider"] == "Google Workspace"
+    assert delivered["bo@dest.example"]["email_service_provider"] == "Other"
+    bounce = _events(services, "bounce")["gone@acme.example"]
+    assert bounce["email_service_provider"] == "Google Workspace"

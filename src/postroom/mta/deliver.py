@@ -45,6 +45,7 @@ from postroom.config import DeliveryMode
 from postroom.domain import returnpath
 from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
+from postroom.domain.providers import provider_of
 from postroom.domain.retry import RetrySchedule, next_attempt
 from postroom.domain.throttle import SiteLimits, Throttles, is_rate_limit_reply
 from postroom.events.recorder import delivery_event
@@ -90,6 +91,7 @@ class Result:
     recipient_mx: str = ""
     sending_ip: str = ""
     tls: str | None = None
+    provider: str = ""
 
 
 def plan_round(
@@ -204,6 +206,18 @@ class MxEngine:
         return await self.router.route(domain)
 
     async def _deliver(self, group: Group, pool: SessionPool) -> list[Result]:
+        results = await self._attempt(group, pool)
+        provider = self._provider(group.domain)
+        for r in results:
+            r.provider = provider
+        return results
+
+    def _provider(self, domain: str) -> str:
+        """The mailbox provider, from the MX set the router has cached for ``domain``."""
+        hosts = self.router.cached_hosts(domain) if self.router is not None else ()
+        return provider_of(domain, hosts)
+
+    async def _attempt(self, group: Group, pool: SessionPool) -> list[Result]:
         try:
             route = await self._route(group.domain)
         except NullMx as exc:
@@ -338,7 +352,7 @@ def apply_round(
             details: dict[str, Any] = {
                 "sending_ip": r.sending_ip,
                 "recipient_mx": r.recipient_mx,
-                "email_service_provider": "",
+                "email_service_provider": r.provider,
                 "response": response,
                 "tls": r.tls,
             }
@@ -390,7 +404,7 @@ def _bounce_details(r: Result) -> dict[str, Any]:
     return {
         "sending_ip": r.sending_ip,
         "recipient_mx": r.recipient_mx,
-        "email_service_provider": "",
+        "email_service_provider": r.provider,
         "email_service_provider_status": c.enhanced or str(c.code),
         "email_service_provider_response": str(c),
         "bounce_category": category,

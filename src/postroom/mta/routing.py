@@ -173,6 +173,13 @@ class Router:
         assert entry.route is not None
         return replace(entry.route, hosts=_shuffled(entry.route.hosts, self._rng))
 
+    def cached_hosts(self, domain: str) -> tuple[str, ...]:
+        """The MX host names last resolved for ``domain`` (empty if none are cached)."""
+        entry = self._cache.get(_normalise(domain))
+        if entry is None or entry.route is None or entry.route.implicit:
+            return ()
+        return tuple(h.name for h in entry.route.hosts)
+
     def forget(self, domain: str) -> None:
         """Drop ``domain`` from the cache (e.g. after every host refused a connection)."""
         self._cache.pop(_normalise(domain), None)
