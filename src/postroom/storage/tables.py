@@ -70,6 +70,8 @@ accounts = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False),
     Column("delivery_mode", String(16), nullable=True),
+    # The IP pool (delivery.ip_pools) this account's mail leaves from; None: its stream's.
+    Column("ip_pool", String(64), nullable=True),
     Column("created_at", Stamp, nullable=False),
 )
 
@@ -279,4 +281,14 @@ dkim_keys = Table(
     Column("retiring_at", Stamp, nullable=True),
     Column("retired_at", Stamp, nullable=True),
     UniqueConstraint("domain_id", "selector", name="uq_dkim_keys_domain_selector"),
+)
+
+ip_volume = Table(
+    "ip_volume",
+    metadata,
+    # Recipients sent per local address per UTC day: the warm-up caps' memory
+    # (postroom.domain.ippools), so a restart does not reset a warm-up day.
+    Column("address", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("sent", BigInteger, nullable=False),
 )
