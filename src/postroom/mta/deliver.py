@@ -240,11 +240,11 @@ class MxEngine:
         domains = sorted({g.domain for g in plan.groups})
         gate = asyncio.Semaphore(ROUTE_CONCURRENCY)
 
-        async def route(domain: str) -> Route | Classification:
+        async def gated(domain: str) -> Route | Classification:
             async with gate:
                 return await self._route(domain)
 
-        routed = dict(zip(domains, await asyncio.gather(*map(route, domains)), strict=True))
+        routed = dict(zip(domains, await asyncio.gather(*map(gated, domains)), strict=True))
         allocator = Allocator(
             now.astimezone(UTC).date(),
             self.services.settings.delivery.warmup_caps,
