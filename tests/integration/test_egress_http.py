@@ -207,3 +207,25 @@ def test_a_slow_server_times_out(https: LocalHttpsServer, resolver: CountingReso
 def test_names_without_addresses_fail(https: LocalHttpsServer, resolver: CountingResolver) -> None:
     with pytest.raises(EgressError, match="no address"):
         get(client(resolver, https), "https://nowhere.example.com/")
+
+
+def test_the_next_address_is_tried_when_one_refuses_connections(
+    tmp_path: Path, dns_server: LocalDnsServer
+) -> None:
+    # Nothing listens on 127.0.0.2 (the server binds 127.0.0.1 only): refused, then next.
+    dns_server.add_a("two.example.com", "127.0.0.2")
+    dns_server.add_a("two.example.com", "127.0.0.1")
+    with LocalHttpsServer(tmp_path, ["two.example.com"]) as two:
+        two.reply("/x", body=b"second")
+        resolver = CountingResolver(dns_server.address)
+        response = get(client(resolver, two), f"https://two.example.com:{two.port}/x")
+    assert (response.body, response.address) == (b"second", "127.0.0.1")
+
+
+def test_an_unanswering_name_server_is_an_egress_error(
+    https: LocalHttpsServer, resolver: CountingResolver, dns_server: LocalDnsServer
+) -> None:
+    dns_server.drop = True
+    with pytest.raises(EgressError, match="lookup failed|timed out"):
+        get(client(resolver, https), f"https://{HOST}:{https.port}/x", timeout=5.0)
+    assert https.connections == 0
