@@ -316,3 +316,14 @@ def test_literals_and_empty_names_have_no_policy(
 ) -> None:
     assert lookup(make(resolver, https, clock), domain) is None
     assert resolver.txt_lookups == 0
+
+
+def test_disabled_it_answers_none_without_asking(
+    https: LocalHttpsServer, resolver: CountingResolver
+) -> None:
+    settings = Settings(
+        egress={"allowed_networks": ["127.0.0.0/8"], "ca_bundle": https.ca_path},
+        mta_sts={"port": https.port, "enabled": False},
+    )
+    assert lookup(MtaStsResolver.from_settings(settings, resolver)) is None
+    assert (resolver.txt_lookups, https.connections) == (0, 0)

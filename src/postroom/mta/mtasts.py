@@ -1,6 +1,7 @@
 """MTA-STS (RFC 8461) discovery for outbound delivery: which domains demand verified TLS.
 
-Use: one :class:`MtaStsResolver` per delivery worker (its cache is per process)::
+Use: one :class:`MtaStsResolver` per delivery worker (its cache is per process); when
+``settings.mta_sts.enabled`` is false it answers None without any lookup::
 
     sts = MtaStsResolver.from_settings(settings, services.get_resolver())
     policy = await sts.policy("example.com")     # Policy | None, never raises
@@ -122,7 +123,9 @@ class MtaStsResolver:
         max_bytes: int = DEFAULT_MAX_BYTES,
         port: int = 443,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        enabled: bool = True,
     ) -> None:
+        self._enabled = enabled
         self._resolver = resolver
         self._fetcher = fetcher
         self._clock = clock
@@ -145,11 +148,15 @@ class MtaStsResolver:
             recheck=sts.recheck_seconds,
             max_bytes=sts.max_policy_bytes,
             port=sts.port,
+            enabled=sts.enabled,
         )
 
     async def policy(self, domain: str) -> Policy | None:
-        """The policy that applies to mail for ``domain`` now, or None; never raises."""
-        key = _normalise(domain)
+        """The policy that applies to mail for ``domain`` now, or None; never raises.
+
+        Always None, with no lookup at all, when the resolver is disabled.
+        """
+        key = _normalise(domain) if self._enabled else None
         if key is None:
             return None
         entry = self._cache.get(key)
