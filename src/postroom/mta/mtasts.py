@@ -16,10 +16,11 @@ How delivery must apply the answer (RFC 8461 §4, §5):
 - ``mode: enforce`` — deliver only to MX hosts for which ``policy.allows_mx(host.name)``
   is true, and only over STARTTLS with a certificate that chains to a trusted CA, has
   not expired and is valid for the *MX host name* (subjectAltName; a wildcard covers one
-  left-most label): the session's ``tls="required"`` with a verifying context whose
-  ``server_hostname`` is the MX name, not the address. A host that offers no STARTTLS
-  or a bad certificate is a temporary failure (``4.7.x``, deferred, never downgraded);
-  when no MX host matches, the message is deferred, not sent elsewhere.
+  left-most label): the session's ``tls="required"`` with a verifying context such as
+  :func:`postroom.services.egress.tls_context` (``settings.egress.ca_bundle``; no Common
+  Name fallback) and the MX name, not the address, as ``server_hostname``. A host that
+  offers no STARTTLS or a bad certificate is a temporary failure (``4.7.x``, deferred,
+  never downgraded); when no MX host matches, the message is deferred, not sent elsewhere.
 - ``mode: testing`` — deliver as without a policy (opportunistic TLS, every MX host),
   but record the failures the policy would have caused (host not listed, no STARTTLS,
   invalid certificate) for reporting (TLS-RPT, RFC 8460).
