@@ -9,9 +9,10 @@ trustme CA whose PEM file is ``ca_path``::
         ... EgressClient(..., ca_bundle=server.ca_path) ...
 
 It records what reached it, so tests can assert that nothing did: ``connections``
-(accepted TCP connections), ``requests`` (path, Host header) and ``sni`` (server names
-clients sent). Replies: status, headers, body; ``length=False`` omits Content-Length
-(the body then ends when the connection closes); ``delay`` sleeps before answering.
+(accepted TCP connections), ``requests`` (path, Host header), ``bodies`` (of POSTs) and
+``sni`` (server names clients sent). Replies: status, headers, body; ``length=False``
+omits Content-Length (the body then ends when the connection closes); ``delay`` sleeps
+before answering.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server.owner
         owner.requests.append((self.path, self.headers.get("Host", "")))
+        self._answer(owner)
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        owner.requests.append((self.path, self.headers.get("Host", "")))
+        owner.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self._answer(owner)
+
+    def _answer(self, owner: LocalHttpsServer) -> None:
         reply = owner.routes.get(self.path, Reply(status=404, body=b"not found"))
         if reply.delay:
             time.sleep(reply.delay)
@@ -89,6 +99,7 @@ class LocalHttpsServer:
         self.routes: dict[str, Reply] = {}
         self.connections = 0
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[bytes] = []  # request bodies of POSTs
         self.sni: list[str | None] = []
         self._server = _Server(self, context)
         self.port: int = self._server.server_address[1]
@@ -97,7 +108,7 @@ class LocalHttpsServer:
         )
 
     def reply(self, path: str, **kwargs: Any) -> None:
-        """Answer GET ``path`` with a :class:`Reply` built from ``kwargs``."""
+        """Answer GET or POST ``path`` with a :class:`Reply` built from ``kwargs``."""
         self.routes[path] = Reply(**kwargs)
 
     def _record_sni(self, sock: Any, name: str | None, context: Any) -> None:

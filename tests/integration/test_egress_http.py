@@ -229,3 +229,29 @@ def test_an_unanswering_name_server_is_an_egress_error(
     with pytest.raises(EgressError, match="lookup failed|timed out"):
         get(client(resolver, https), f"https://{HOST}:{https.port}/x", timeout=5.0)
     assert https.connections == 0
+
+
+def test_a_post_carries_its_body_and_headers(
+    https: LocalHttpsServer, resolver: CountingResolver
+) -> None:
+    # The shape webhooks will use: POST, a JSON body, the caller's headers; Host stays ours.
+    https.reply("/hook", status=204)
+    egress = client(resolver, https)
+    response = asyncio.run(
+        egress.request(
+            "POST",
+            f"https://{HOST}:{https.port}/hook",
+            content=b'{"event":"delivery"}',
+            headers={"Content-Type": "application/json", "Host": "evil.internal"},
+            max_bytes=1024,
+            timeout=5.0,
+        )
+    )
+    assert response.status == 204
+    assert https.bodies == [b'{"event":"delivery"}']
+    assert https.requests == [("/hook", f"{HOST}:{https.port}")]
+
+
+def test_only_http_schemes_can_be_enabled(resolver: CountingResolver) -> None:
+    with pytest.raises(ValueError):
+        EgressClient(resolver, LOOPBACK, schemes=frozenset({"https", "gopher"}))

@@ -124,6 +124,8 @@ class EgressClient:
         connect_timeout: float = 10.0,
         schemes: frozenset[str] = frozenset({"https"}),
     ) -> None:
+        if not schemes <= _DEFAULT_PORTS.keys():
+            raise ValueError(f"only http and https are supported, not {sorted(schemes)}")
         self._resolver = resolver
         self._policy = policy
         self._tls = tls_context(ca_bundle)
