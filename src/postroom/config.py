@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyNetwork
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -167,6 +167,39 @@ class DeliverySettings(BaseModel):
     )
 
 
+class EgressSettings(BaseModel):
+    """Outbound HTTP (MTA-STS policies; later webhooks): where it may connect, whom it trusts."""
+
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks outbound HTTP may reach although they are not public "
+        '(e.g. ["10.1.2.0/24"] for an internal receiver); loopback, private, link-local, '
+        "metadata and other non-public addresses are refused otherwise.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs that outbound HTTPS trusts, instead of the bundled "
+        "public CAs (certifi).",
+    )
+    connect_timeout: float = Field(10.0, description="Seconds to wait for a TCP+TLS connection.")
+
+
+class MtaStsSettings(BaseModel):
+    """MTA-STS (RFC 8461): receivers' policies that demand verified TLS to listed MX hosts."""
+
+    enabled: bool = Field(True, description="Look up and honour MTA-STS policies in mx mode.")
+    timeout: float = Field(
+        60.0, description="Seconds one policy discovery (TXT + HTTPS fetch) may take in all."
+    )
+    recheck_seconds: float = Field(
+        300.0,
+        description="Seconds before the _mta-sts TXT record of a domain is checked again "
+        "(a policy is refetched only when its id changes or max_age runs out).",
+    )
+    max_policy_bytes: int = Field(64 * 1024, description="Largest policy body accepted.")
+    port: int = Field(443, description="HTTPS port of policy hosts (tests use others).")
+
+
 class SchedulerSettings(BaseModel):
     """Periodic housekeeping."""
 
@@ -268,6 +301,8 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Secrets at rest."
     )
+    egress: EgressSettings = Field(default_factory=EgressSettings, description="Outbound HTTP.")
+    mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
 
     @classmethod
     def settings_customise_sources(
