@@ -35,7 +35,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
@@ -60,12 +60,14 @@ from postroom.domain.throttle import (
 from postroom.events.recorder import delivery_event
 from postroom.mta.classify import BounceCategory, Classification, Outcome, classify_reply
 from postroom.mta.lanes import SiteRunner
+from postroom.mta.mtasts import MtaStsResolver, Policy, plan_mx
 from postroom.mta.pool import SessionPool
 from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
 from postroom.mta.session import SendResult, Session, SessionConfig, SessionError, TlsPolicy
 from postroom.mta.signing import Signer
 from postroom.queue import leases
 from postroom.services import Services
+from postroom.services.egress import tls_context
 from postroom.storage.repos import ipvolume
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.tables import message_bodies, messages
@@ -108,6 +110,7 @@ class Result:
     sending_ip: str = ""
     tls: str | None = None
     provider: str = ""
+    mta_sts: str | None = None  # an MTA-STS policy failure seen on the way (testing mode)
 
 
 def plan_round(
@@ -150,6 +153,7 @@ class Job:
     group: Group
     route: Route
     source: str | None
+    policy: Policy | None = None  # the domain's MTA-STS policy, if it publishes one
 
 
 class MxEngine:
@@ -178,6 +182,15 @@ class MxEngine:
             else Router(services.get_resolver(), port=cfg.port)
         )
         self.session_config = _session_config(cfg, relay=self.mode is DeliveryMode.RELAY)
+        self.sts: MtaStsResolver | None = None
+        self.verified_config = self.session_config
+        if self.router is not None:
+            self.sts = MtaStsResolver.from_settings(services.settings, services.get_resolver())
+            self.verified_config = replace(
+                self.session_config,
+                tls="required",
+                tls_context=tls_context(services.settings.egress.ca_bundle),
+            )
         self.schedules = {
             stream: _schedule(cfg, window) for stream, window in cfg.retry_window_by_stream.items()
         }
@@ -240,9 +253,12 @@ class MxEngine:
         domains = sorted({g.domain for g in plan.groups})
         gate = asyncio.Semaphore(ROUTE_CONCURRENCY)
 
-        async def gated(domain: str) -> Route | Classification:
+        async def gated(domain: str) -> tuple[Route | Classification, Policy | None]:
             async with gate:
-                return await self._route(domain)
+                route = await self._route(domain)
+                if isinstance(route, Classification) or self.sts is None:
+                    return route, None
+                return route, await self.sts.policy(domain)
 
         routed = dict(zip(domains, await asyncio.gather(*map(gated, domains)), strict=True))
         allocator = Allocator(
@@ -255,7 +271,7 @@ class MxEngine:
         postponed: list[tuple[dict[str, Any], datetime]] = []
         jobs: dict[str, tuple[SiteThrottle, list[Job]]] = {}
         for group in plan.groups:
-            route = routed[group.domain]
+            route, policy = routed[group.domain]
             if isinstance(route, Classification):
                 results += self._all(group, route)
                 continue
@@ -267,7 +283,7 @@ class MxEngine:
                 continue
             throttle = self.throttles.for_site(route.site)
             key = site_key(route.site, self.throttles.table)
-            jobs.setdefault(key, (throttle, []))[1].append(Job(group, route, source))
+            jobs.setdefault(key, (throttle, []))[1].append(Job(group, route, source, policy))
         return results, jobs, postponed
 
     def _pool_of(self, group: Group, account_pools: dict[int, str]) -> IpPool | None:
@@ -320,11 +336,18 @@ class MxEngine:
         mail_from = self._return_path(group)
         failure: Classification | None = None
         failed_host = ""
+        reports: list[str] = []
         for host in route.hosts:
+            plan = plan_mx(job.policy, host.name)
+            if plan.report:
+                reports.append(plan.report)
+            if not plan.use:
+                continue
+            config = self.verified_config if plan.tls == "required" else self.session_config
             for address in host.addresses:
                 try:
                     session, result = await self._send(
-                        pool, host, address, job.source, mail_from, recipients, group.raw
+                        pool, host, address, job.source, config, mail_from, recipients, group.raw
                     )
                 except SessionError as exc:
                     failure, failed_host = exc.classification, host.name
@@ -332,11 +355,25 @@ class MxEngine:
                     continue
                 except ValueError as exc:  # an unsafe address or message: never retried
                     return self._all(group, classify_reply(554, f"5.6.0 {exc}"), host.name)
-                return self._results(group, result, session, site)
-        assert failure is not None  # a route always has at least one address
+                return self._noted(self._results(group, result, session, site), reports)
+        if failure is None:  # MTA-STS enforce: no MX host is one the policy names
+            failure = Classification(
+                Outcome.SOFT_BOUNCE,
+                BounceCategory.POLICY,
+                451,
+                "4.7.5",
+                f"MTA-STS policy of {group.domain} names none of its MX hosts",
+            )
         if is_rate_limit_reply(failure.code, failure.text):
             site.on_rate_limited(time.monotonic())
-        return self._all(group, failure, failed_host)
+        return self._noted(self._all(group, failure, failed_host), reports)
+
+    @staticmethod
+    def _noted(results: list[Result], reports: list[str]) -> list[Result]:
+        if reports:
+            for r in results:
+                r.mta_sts = "; ".join(reports)
+        return results
 
     async def _send(
         self,
@@ -344,18 +381,20 @@ class MxEngine:
         host: MxHost,
         address: str,
         source: str | None,
+        config: SessionConfig,
         mail_from: str,
         recipients: list[str],
         raw: bytes,
     ) -> tuple[Session, SendResult]:
-        session = pool.cached(address, source)
+        session = pool.cached(address, source, config)
         if session is not None:
             try:
                 session.sent += 1
                 return session, await session.send(mail_from, recipients, raw)
             except SessionError:
-                await pool.discard(address, source)  # a stale reused connection: retry once
-        session = await pool.open(host.name, address, source)
+                # A stale reused connection: one fresh try.
+                await pool.discard(address, source, config)
+        session = await pool.open(host.name, address, source, config)
         session.sent += 1
         return session, await session.send(mail_from, recipients, raw)
 
@@ -509,6 +548,8 @@ def apply_round(
                 "response": response,
                 "tls": r.tls,
             }
+            if r.mta_sts:
+                details["mta_sts"] = r.mta_sts
             events.append(delivery_event(services.ids, d, EventKind.DELIVERY, details, now))
             continue
         details = _bounce_details(r)
@@ -564,4 +605,5 @@ def _bounce_details(r: Result) -> dict[str, Any]:
         "response": str(c),
         "response_code": c.code,
         "enhanced_status": c.enhanced,
+        **({"mta_sts": r.mta_sts} if r.mta_sts else {}),
     }
