@@ -83,15 +83,25 @@ def _free_port() -> int:
 
 
 class _CountingSMTP(SMTP):
-    """aiosmtpd's server, telling its handler when a connection opens and closes."""
+    """aiosmtpd's server, telling its handler when a client session starts and ends.
 
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.event_handler.connection_opened()
+    A session counts from its first EHLO: the Controller's own readiness probe connects
+    without one and must not count.
+    """
+
+    _greeted = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's name)
+        if not self._greeted:
+            self._greeted = True
+            self.event_handler.connection_opened()
+        await super().smtp_EHLO(hostname)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.event_handler.connection_closed()
+        if self._greeted:
+            self._greeted = False
+            self.event_handler.connection_closed()
 
 
 class _Controller(Controller):
@@ -122,3 +132,11 @@ class Receivers:
         if address in self.running:
             self.controllers[address].stop()
             self.running.discard(address)
+
+    def close(self) -> None:
+        """Stop every receiver and close the event loops of those never started."""
+        for address, controller in self.controllers.items():
+            if address in self.running:
+                self.stop(address)
+            elif not controller.loop.is_closed():
+                controller.loop.close()

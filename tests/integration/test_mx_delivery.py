@@ -54,8 +54,7 @@ def mx(services: Services, dns_server: LocalDnsServer) -> Iterator[Receivers]:
     cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
     cfg.retry_first_delay, cfg.retry_max_delay, cfg.retry_window = 1.0, 60.0, 5.0
     yield receivers
-    for address in list(receivers.running):
-        receivers.stop(address)
+    receivers.close()
 
 
 def _mail(*to: str, sender: str = "orders@shop.example") -> dict[str, Any]:
