@@ -137,6 +137,12 @@ class DeliverySettings(BaseModel):
         description="Retry window (seconds) per stream, e.g. {bulk = 86400}; streams not "
         "named use retry_window.",
     )
+    rounds_in_flight: int = Field(
+        2,
+        ge=1,
+        description="Delivery rounds one worker runs at once: while one sends, the next "
+        "leases, loads and DKIM-signs its batch.",
+    )
     max_connections: int = Field(
         64, description="Outbound SMTP connections one worker keeps open at once, all sites."
     )

@@ -479,3 +479,63 @@ def test_send_on_a_closed_session_raises_session_error(server: RecordingControll
 
     with pytest.raises(SessionError):
         asyncio.run(go())
+
+
+def test_plaintext_injected_after_the_starttls_reply_is_not_taken_as_a_reply(
+    ca: trustme.CA,
+) -> None:
+    """STARTTLS response injection (CVE-2011-0411 family, reliability.md §3.2).
+
+    A hostile or tampered peer sends, in the same packet as ``220`` to STARTTLS,
+    plaintext replies meant to be read as answers to the client's first commands over
+    TLS (here a ``554`` that would fail the message). The client must discard them: the
+    real replies come over TLS, and the message is delivered.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(MX_NAME).configure_cert(context)
+    seen: list[bytes] = []
+
+    async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def reply(text: bytes) -> None:
+            writer.write(text)
+            await writer.drain()
+
+        await reply(b"220 mx ESMTP\r\n")
+        tls = False
+        while line := await reader.readline():
+            seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                await reply(b"250-mx\r\n250 STARTTLS\r\n" if not tls else b"250 mx\r\n")
+            elif verb == b"STAR":
+                await reply(b"220 2.0.0 Ready\r\n554 5.7.1 injected\r\n554 5.7.1 injected\r\n")
+                await writer.start_tls(context)
+                tls = True
+            elif verb == b"DATA":
+                await reply(b"354 go\r\n")
+                while (body := await reader.readline()) != b".\r\n":
+                    seen.append(body)
+                await reply(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                await reply(b"221 bye\r\n")
+                break
+            else:
+                await reply(b"250 ok\r\n")
+        writer.close()
+
+    async def go() -> SendResult:
+        server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with Session(_config(port), MX_NAME, "127.0.0.1") as session:
+                return await session.send("bounce@sender.test", ["a@rcpt.test"], MESSAGE)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    result = asyncio.run(go())
+    assert result.tls_version is not None
+    assert result.recipients["a@rcpt.test"].outcome is Outcome.DELIVERED
+    assert result.response == "250 2.0.0 queued"
+    commands = [line.split(b" ")[0].split(b":")[0].strip().upper() for line in seen[:6]]
+    assert commands[:4] == [b"EHLO", b"STARTTLS", b"EHLO", b"MAIL"]

@@ -176,6 +176,7 @@ class MxEngine:
         self.pools = ip_pools(cfg.ip_pools)
         self._runners: list[SiteRunner[Job, Result]] = []
         self._connections = asyncio.Semaphore(max(1, cfg.max_connections))
+        self._freed: dict[str, asyncio.Condition] = {}  # per site key, across rounds
         self.router = (
             None
             if self.mode is DeliveryMode.RELAY
@@ -214,15 +215,21 @@ class MxEngine:
         deadline = time.monotonic() + services.settings.delivery.round_seconds
         runners = [
             SiteRunner[Job, Result](
-                site, throttle, self._connections, deadline, self._new_pool, self._deliver
+                site,
+                throttle,
+                self._connections,
+                self._freed.setdefault(site, asyncio.Condition()),
+                deadline,
+                self._new_pool,
+                self._deliver,
             )
             for site, (throttle, _) in jobs.items()
         ]
-        self._runners = runners
+        self._runners += runners
         try:
             await asyncio.gather(*(r.run(jobs[r.site][1]) for r in runners))
         finally:
-            self._runners = []
+            self._runners = [r for r in self._runners if r not in runners]
         done = services.clock.now()
         for runner in runners:
             results += runner.results

@@ -47,13 +47,14 @@ JOBS_PER_LANE = 8
 RETRY_AFTER_SLOWDOWN = 5.0
 
 
-@dataclass
+@dataclass(eq=False)  # runners are compared by identity
 class SiteRunner(Generic[J, R]):
     """Runs one site's jobs over concurrent lanes; see the module docstring."""
 
     site: str
     throttle: SiteThrottle
     connections: asyncio.Semaphore
+    freed: asyncio.Condition  # notified when a lane of this throttle's site ends
     deadline: float  # on ``clock``
     new_pool: Callable[[], SessionPool]
     send: Callable[[J, SessionPool], Awaitable[list[R]]]
@@ -68,26 +69,47 @@ class SiteRunner(Generic[J, R]):
 
     async def run(self, jobs: list[J]) -> None:
         queue = deque(jobs)
-        free = self.throttle.effective_connections - self.throttle.open_connections
         wanted = -(-len(queue) // JOBS_PER_LANE)  # ceil
-        lanes = max(0, min(wanted, free))
-        await asyncio.gather(*(self._lane(queue) for _ in range(lanes)))
-        if queue:  # no lane could run (slots taken) or all gave up after a slow-down
+        await asyncio.gather(*(self._lane(queue) for _ in range(wanted)))
+        if queue:  # no slot freed up before the deadline, or all gave up after a slow-down
             self.postponed += [(job, RETRY_AFTER_SLOWDOWN) for job in queue]
 
     async def _lane(self, queue: deque[J]) -> None:
-        async with self.connections:
-            if not queue or not self.throttle.connection_available():
-                return
+        # A site slot first (another round may hold them all; wait for one, not past the
+        # deadline), then a worker-wide one, so a lane waiting for its site holds nothing.
+        if not await self._site_slot(queue):
+            return
+        try:
+            async with self.connections:
+                if not queue:
+                    return
+                pool = self.new_pool()
+                self.pools.append(pool)
+                try:
+                    await self._drain(queue, pool)
+                finally:
+                    await pool.close_all()
+                    self.pools.remove(pool)
+        finally:
+            self.throttle.close_connection()
+            async with self.freed:
+                self.freed.notify_all()
+
+    async def _site_slot(self, queue: deque[J]) -> bool:
+        """Claim a connection slot of the site; False if there is no work or no time."""
+        async with self.freed:
+            while queue and not self.throttle.connection_available():
+                left = self.deadline - self.clock()
+                if left <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self.freed.wait(), timeout=left)
+                except TimeoutError:
+                    return False
+            if not queue:
+                return False
             self.throttle.open_connection()
-            pool = self.new_pool()
-            self.pools.append(pool)
-            try:
-                await self._drain(queue, pool)
-            finally:
-                self.throttle.close_connection()
-                await pool.close_all()
-                self.pools.remove(pool)
+            return True
 
     async def _drain(self, queue: deque[J], pool: SessionPool) -> None:
         while queue:

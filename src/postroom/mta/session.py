@@ -30,8 +30,8 @@ Security guards, all before a single byte of the command or message is written:
 - The message must already have strict CRLF line endings, no NUL, lines ≤ 998 octets
   (RFC 5321 §4.5.3.1.6). A bare CR or LF raises :class:`ValueError` instead of being
   "fixed": we must never be "server A" of SMTP smuggling (CVE-2023-51764 family), and our
-  serializer guarantees CRLF, so a violation is a bug upstream. aiosmtplib performs the
-  dot-stuffing (RFC 5321 §4.5.2) and appends ``CRLF.CRLF``.
+  serializer guarantees CRLF, so a violation is a bug upstream. :func:`dot_stuff` does
+  the transparency (RFC 5321 §4.5.2) and ``.CRLF`` ends the data.
 - Envelope addresses with CR, LF, NUL, other controls, ``<``, ``>`` or spaces raise
   :class:`ValueError` (command injection; aiosmtplib advisory GHSA-v3q9-hj7j-63hq).
 - STARTTLS response injection (reliability.md §3.2): aiosmtplib ≥ 5 discards plaintext
@@ -63,7 +63,6 @@ from aiosmtplib import (
     SMTPAuthenticationError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
-    SMTPDataError,
     SMTPException,
     SMTPHeloError,
     SMTPResponse,
@@ -490,13 +489,27 @@ class Session:
         return accepted
 
     async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> SMTPResponse:
-        try:
-            # aiosmtplib dot-stuffs and terminates with CRLF.CRLF (RFC 5321 §4.5.2).
-            return await smtp.data(data, timeout=self.config.data_timeout)
-        except SMTPDataError as exc:  # 4yz/5yz to DATA or to the final dot
-            if exc.code == 421:
+        """DATA, the dot-stuffed message and the final dot; the reply to either step.
+
+        Not aiosmtplib's ``data()``: it re-normalises line endings and dot-stuffs with
+        regular expressions, 14% of a delivery's CPU in the profile, for bytes that
+        ``prepare_message`` has already proven to be strict CRLF.
+        """
+        start = await self._command(smtp, b"DATA")
+        if start.code != 354:
+            if start.code == 421:
                 smtp.close()
-            return SMTPResponse(exc.code, exc.message)
+            return start
+        protocol = smtp.protocol
+        if protocol is None:
+            raise SMTPServerDisconnected("connection lost before the message was sent")
+        # No await between the write and read_response(): the reply cannot arrive (and
+        # be dropped as unsolicited) before read_response() marks one as expected.
+        protocol.write(dot_stuff(data) + b".\r\n")
+        final = await protocol.read_response(timeout=self.config.data_timeout)
+        if final.code == 421:
+            smtp.close()
+        return final
 
     async def _command(self, smtp: aiosmtplib.SMTP, *args: bytes) -> SMTPResponse:
         return await smtp.execute_command(*args, timeout=self.config.command_timeout)
@@ -548,6 +561,16 @@ class Session:
         if smtputf8:  # RFC 6531
             params.append(b"SMTPUTF8")
         return params
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """RFC 5321 §4.5.2 transparency: a line starting with "." gets one more.
+
+    ``data`` is strict CRLF (see :func:`prepare_message`), so every line start is the
+    beginning of ``data`` or follows a CRLF.
+    """
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 def _path(prefix: bytes, address: str, encoding: str) -> bytes:

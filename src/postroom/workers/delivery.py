@@ -1,6 +1,7 @@
 """DeliveryWorker: leases due deliveries and hands them to the delivery mode's engine.
 
-Lifecycle: ``run(stop)`` loops until ``stop`` is set. Each round leases up to
+Lifecycle: ``run(stop)`` loops until ``stop`` is set (``rounds_in_flight`` loops at
+once, so one round's SMTP traffic overlaps another's planning). Each round leases up to
 ``worker_batch`` due deliveries (one short write transaction), prepares their outcome off
 the writer thread, and completes them in a second transaction. If the process dies
 between the two, the leases expire and another round (here or in another process) takes
@@ -40,6 +41,17 @@ class DeliveryWorker:
         self._engine: MxEngine | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Run ``delivery.rounds_in_flight`` round loops until ``stop`` is set.
+
+        Two loops overlap one round's database work and DKIM signing (in worker threads)
+        with the other's SMTP traffic (on the event loop); one loop would leave the
+        event loop idle while it plans and records. Each loop leases its own batch, so
+        they never share a delivery.
+        """
+        loops = max(1, self.services.settings.delivery.rounds_in_flight)
+        await asyncio.gather(*(self._loop(stop) for _ in range(loops)))
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         interval = self.services.settings.delivery.poll_interval
         while not stop.is_set():
             try:
