@@ -10,10 +10,19 @@ and it counts how many sessions are open at once. :class:`Receivers` runs two of
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
@@ -140,3 +149,53 @@ class Receivers:
                 self.stop(address)
             elif not controller.loop.is_closed():
                 controller.loop.close()
+
+
+def postfix_tool(name: str) -> str:
+    """The path of a Postfix tool; skips the test where it is missing, except in CI."""
+    path = shutil.which(name) or f"/usr/sbin/{name}"
+    if not os.access(path, os.X_OK):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{name} is missing; .ci/run installs the postfix package")
+        pytest.skip(f"{name} not installed (apt-get install postfix)")
+    return path
+
+
+@contextlib.contextmanager
+def postfix_sink(host: str) -> Iterator[tuple[int, Path]]:
+    """Postfix's smtp-sink on ``host`` and a free port; yields (port, dump directory).
+
+    smtp-sink is Postfix's test receiver (a real, independent SMTP implementation that
+    offers PIPELINING, 8BITMIME and SIZE). It writes one file per message to the dump
+    directory; as root it must drop to another user, which must be able to reach and
+    write that directory (pytest's tmp_path is private to root), hence its own.
+    """
+    exe = postfix_tool("smtp-sink")
+    dump_dir = Path(tempfile.mkdtemp(prefix="postroom-sink-"))
+    dump_dir.chmod(0o777)
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = int(probe.getsockname()[1])
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    cmd = [exe, *user, "-d", f"{dump_dir}/%H%M%S.", f"{host}:{port}", "64"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stderr = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"smtp-sink did not start: {stderr[-500:]}")
+            time.sleep(0.05)
+        yield port, dump_dir
+    finally:
+        shutil.rmtree(dump_dir, ignore_errors=True)
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()

@@ -31,7 +31,7 @@ from postroom.services.dns import DnsPythonResolver
 from postroom.storage.repos import ipvolume
 from postroom.storage.tables import deliveries, events
 from postroom.workers.delivery import DeliveryWorker
-from smtppeers import Receivers
+from smtppeers import Receivers, postfix_sink
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -325,3 +325,24 @@ def test_testing_mode_delivers_anyway_and_notes_the_failure(
     assert _states(services) == {"delivered": 1}
     [delivered] = _events(services, "delivery")
     assert "not in MTA-STS policy" in delivered["mta_sts"]
+
+
+# --- Postfix's smtp-sink, an independent SMTP implementation
+
+
+def test_delivery_to_postfix_smtp_sink(
+    client: TestClient, services: Services, dns_server: LocalDnsServer
+) -> None:
+    with postfix_sink("127.0.0.2") as (port, dumps):
+        receivers = Receivers()  # only for _route's port: the sink has its own
+        receivers.port = port
+        _route(services, dns_server, receivers)
+        receivers.close()
+        ids = _send(client, 30)
+        _deliver(services, rounds=2)
+        assert _states(services) == {"delivered": 30}, _rows(services)[0]["last_response"]
+        responses = [d["response"] for d in _events(services, "delivery")]
+        assert all(r.startswith("250") for r in responses), responses[:3]
+        bodies = [f.read_bytes() for f in sorted(dumps.rglob("*")) if f.is_file()]
+        assert len(bodies) == len(ids) == 30
+        assert all(b"Subject: Order " in body for body in bodies)
