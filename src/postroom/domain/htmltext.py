@@ -62,7 +62,8 @@ class _TextParser(HTMLParser):
 
     def text(self) -> str:
         lines = (line.rstrip() for line in "".join(self._out).split("\n"))
-        return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n") + "\n"
+        body = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
+        return body + "\n" if body else ""
 
     # --- parser callbacks -------------------------------------------------------------
 
