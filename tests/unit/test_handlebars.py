@@ -41,19 +41,27 @@ CASES: list[tuple[str, Any, str]] = [
     ("{{this}}", "top", "top"),
     ("{{user-name}} {{a_b}} {{$x}}", {"user-name": "u", "a_b": "v", "$x": "w"}, "u v w"),
     # value printing (JavaScript's String())
-    ("{{n}} {{f}} {{g}} {{t}} {{z}}", {"n": 3, "f": 1.5, "g": 2.0, "t": True, "z": False}, "3 1.5 2 true false"),  # noqa: E501
+    (
+        "{{n}} {{f}} {{g}} {{t}} {{z}}",
+        {"n": 3, "f": 1.5, "g": 2.0, "t": True, "z": False},
+        "3 1.5 2 true false",
+    ),  # noqa: E501
     ("{{nothing}}", {"nothing": None}, ""),
     ("{{list}}", {"list": [1, "a", None, [2, 3]]}, "1,a,,2,3"),
     ("{{obj}}", {"obj": {"a": 1}}, "[object Object]"),
     ("{{zero}}", {"zero": 0}, "0"),
     # escaping
-    ("{{v}}", {"v": "<script>alert('x')</script>"}, "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"),  # noqa: E501
-    ("{{v}}", {"v": "a & b \" ` ="}, "a &amp; b &quot; &#x60; &#x3D;"),
+    (
+        "{{v}}",
+        {"v": "<script>alert('x')</script>"},
+        "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;",
+    ),  # noqa: E501
+    ("{{v}}", {"v": 'a & b " ` ='}, "a &amp; b &quot; &#x60; &#x3D;"),
     ("{{{v}}}", {"v": "<b>bold</b> & co"}, "<b>bold</b> & co"),
     ("{{& v}}", {"v": "<i>x</i>"}, "<i>x</i>"),
     ("{{{company.name}}}", USER, "ACME & Co"),
     ("{{v}}", {"v": "&amp;"}, "&amp;amp;"),
-    ("<a href=\"{{url}}\">", {"url": '" onclick="x'}, "<a href=\"&quot; onclick&#x3D;&quot;x\">"),
+    ('<a href="{{url}}">', {"url": '" onclick="x'}, '<a href="&quot; onclick&#x3D;&quot;x">'),
     ("\\{{name}} {{name}}", USER, "{{name}} Jörg"),
     ("\\\\{{name}}", USER, "\\Jörg"),
     # if / else / unless
@@ -91,10 +99,16 @@ CASES: list[tuple[str, Any, str]] = [
     ("{{#each map}}{{@key}}={{this}}&{{/each}}", {"map": {"a": 1, "b": 2}}, "a=1&b=2&"),
     ("{{#each map}}{{@key}}{{#if @last}}.{{/if}}{{/each}}", {"map": {"a": 1, "b": 2}}, "ab."),
     ("{{#each items}}{{../title}}:{{this}} {{/each}}", {"title": "T", "items": [1, 2]}, "T:1 T:2 "),
-    ("{{#each items as |item i|}}{{i}}={{item.n}} {{/each}}", {"items": [{"n": 5}, {"n": 6}]}, "0=5 1=6 "),  # noqa: E501
+    (
+        "{{#each items as |item i|}}{{i}}={{item.n}} {{/each}}",
+        {"items": [{"n": 5}, {"n": 6}]},
+        "0=5 1=6 ",
+    ),  # noqa: E501
     ("{{#each map as |v k|}}{{k}}:{{v}} {{/each}}", {"map": {"x": 1}}, "x:1 "),
     (
-        "{{#each rows}}{{#each this}}{{@../index}}{{/each}}{{/each}}".replace("{{@../index}}", "{{../0}}"),  # noqa: E501
+        "{{#each rows}}{{#each this}}{{@../index}}{{/each}}{{/each}}".replace(
+            "{{@../index}}", "{{../0}}"
+        ),  # noqa: E501
         {"rows": [["a", "b"]]},
         "aa",
     ),
@@ -104,7 +118,11 @@ CASES: list[tuple[str, Any, str]] = [
         "g1:a,b;g2:;",
     ),
     ("{{#each items}}{{@root.prefix}}{{this}}{{/each}}", {"prefix": "#", "items": [1, 2]}, "#1#2"),
-    ("{{#each items}}{{#with this}}{{@index}}{{/with}}{{/each}}", {"items": [{"a": 1}, {"a": 2}]}, "01"),  # noqa: E501
+    (
+        "{{#each items}}{{#with this}}{{@index}}{{/with}}{{/each}}",
+        {"items": [{"a": 1}, {"a": 2}]},
+        "01",
+    ),  # noqa: E501
     # with
     ("{{#with company}}{{name}} in {{address.city}}{{/with}}", USER, "ACME &amp; Co in Berlin"),
     ("{{#with company}}{{../name}}{{/with}}", USER, "Jörg"),
@@ -121,13 +139,21 @@ CASES: list[tuple[str, Any, str]] = [
     # lookup
     ("{{lookup map key}}", {"map": {"k": "v"}, "key": "k"}, "v"),
     ("{{lookup items 1}}", {"items": ["a", "b"]}, "b"),
-    ("{{#each keys}}{{lookup ../map this}}{{/each}}", {"keys": ["a", "b"], "map": {"a": 1, "b": 2}}, "12"),  # noqa: E501
+    (
+        "{{#each keys}}{{lookup ../map this}}{{/each}}",
+        {"keys": ["a", "b"], "map": {"a": 1, "b": 2}},
+        "12",
+    ),  # noqa: E501
     # comments and whitespace control
     ("a{{! a comment }}b{{!-- with }} inside --}}c", {}, "abc"),
     ("a  {{~name~}}  b", USER, "aJörgb"),
     ("<p>\n  {{~#if ok~}}\n  yes\n  {{~/if~}}\n</p>", {"ok": True}, "<p>yes</p>"),
     # standalone lines
-    ("<ul>\n{{#each items}}\n  <li>{{this}}</li>\n{{/each}}\n</ul>", {"items": [1, 2]}, "<ul>\n  <li>1</li>\n  <li>2</li>\n</ul>"),  # noqa: E501
+    (
+        "<ul>\n{{#each items}}\n  <li>{{this}}</li>\n{{/each}}\n</ul>",
+        {"items": [1, 2]},
+        "<ul>\n  <li>1</li>\n  <li>2</li>\n</ul>",
+    ),  # noqa: E501
     ("Hi\n{{#if a}}\nA\n{{else}}\nB\n{{/if}}\nend", {}, "Hi\nB\nend"),
     ("{{#if a}}\nA\n{{/if}}", {"a": 1}, "A\n"),
     ("x {{#if a}}A{{/if}}\ny", {"a": 1}, "x A\ny"),
@@ -288,8 +314,21 @@ def test_arbitrary_input_never_crashes(source: str) -> None:
 @given(
     source=st.lists(
         st.sampled_from(
-            ["{{#if a}}", "{{#each a}}", "{{#with b}}", "{{else}}", "{{/if}}", "{{/each}}",
-             "{{/with}}", "{{this}}", "{{@index}}", "{{../a}}", "x", "\n", "{{~a~}}"]
+            [
+                "{{#if a}}",
+                "{{#each a}}",
+                "{{#with b}}",
+                "{{else}}",
+                "{{/if}}",
+                "{{/each}}",
+                "{{/with}}",
+                "{{this}}",
+                "{{@index}}",
+                "{{../a}}",
+                "x",
+                "\n",
+                "{{~a~}}",
+            ]
         ),  # fmt: skip
         max_size=30,
     ).map("".join)

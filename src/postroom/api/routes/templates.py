@@ -76,6 +76,19 @@ async def _section(request: Request) -> dict[str, Any]:
     return body
 
 
+async def _optional_object(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object body; an empty body is an empty object (preview without variables)."""
+    headers = request.headers
+    if headers.get("content-length") == "0" or not (
+        headers.get("content-length") or headers.get("transfer-encoding")
+    ):
+        return {}
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["request body must be a JSON object"])
+    return body
+
+
 def template_json(row: dict[str, Any]) -> dict[str, Any]:
     """A Template as spec §4.1 (and the SDKs' ``EmailTemplate``) has it, plus ``version``."""
     return {
@@ -141,8 +154,7 @@ async def _delete(request: Request, who: Principal, account_id: int | None, tid:
 async def _preview(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
     target = _scoped(who, account_id, "read")
     services = _services(request)
-    body = await read_json(request, services.settings.limits.max_message_bytes)
-    body = body if isinstance(body, dict) else {}
+    body = await _optional_object(request, services.settings.limits.max_message_bytes)
     variables, version = body.get("template_variables"), body.get("version")
     if variables is not None and not isinstance(variables, dict):
         raise ValidationFailed(["'template_variables' must be an object"])
