@@ -40,42 +40,49 @@ class _Frame:
 
 
 class _State:
-    __slots__ = ("limits", "out", "size", "steps")
+    """The output of one render and what it has used of its limits so far."""
+
+    __slots__ = ("max_chars", "max_steps", "out", "size", "steps")
 
     def __init__(self, limits: RenderLimits) -> None:
         self.out: list[str] = []
         self.size = 0
         self.steps = 0
-        self.limits = limits
+        self.max_chars, self.max_steps = limits.max_output_chars, limits.max_steps
 
-    def write(self, text: str) -> None:
-        self.size += len(text)
-        if self.size > self.limits.max_output_chars:
-            raise RenderError(f"rendered output exceeds {self.limits.max_output_chars} characters")
-        self.out.append(text)
+    def charge(self, cost: _Cost) -> None:
+        """Count one pass over a program: its nodes and its literal text."""
+        self.steps += cost[0]
+        self.size += cost[1]
+        if self.steps > self.max_steps:
+            raise RenderError(f"rendering takes more than {self.max_steps} steps")
+        if self.size > self.max_chars:
+            self.too_long()
 
-    def charge(self, weight: int) -> None:
-        self.steps += weight
-        if self.steps > self.limits.max_steps:
-            raise RenderError(f"rendering takes more than {self.limits.max_steps} steps")
+    def too_long(self) -> None:
+        raise RenderError(f"rendered output exceeds {self.max_chars} characters")
 
 
 Getter = Callable[[_Frame], Any]
 Run = Callable[[_Frame, _State], None]
+# Steps and literal characters of one pass over a program; loops inside charge their own.
+_Cost = tuple[int, int]
 
 
 class Template:
     """A compiled template: render it as often as needed, from any thread."""
 
-    __slots__ = ("_run", "source")
+    __slots__ = ("_cost", "_run", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._run = _program(parse(source), frozenset())
+        nodes = parse(source)
+        self._run, self._cost = _program(nodes, frozenset()), _pass_cost(nodes)
 
     def render(self, variables: Any, limits: RenderLimits = RenderLimits()) -> str:
         """The output for ``variables`` (a JSON value); raises RenderError over a limit."""
         state = _State(limits)
+        state.charge(self._cost)
         self._run(_Frame(variables, None, {"root": variables}, None), state)
         return "".join(state.out)
 
@@ -88,13 +95,21 @@ def compile_template(source: str) -> Template:
 # --- programs and weights ---------------------------------------------------------------
 
 
-def _weight(nodes: Sequence[Node]) -> int:
-    """Work of one pass over ``nodes``: loops inside are charged by their own iterations."""
-    total = len(nodes)
+def _pass_cost(nodes: Sequence[Node]) -> _Cost:
+    """Cost of one pass over ``nodes``, counting every branch (an upper bound). Loop
+    bodies are charged per iteration by the loop itself, so only the loop node counts."""
+    steps, chars = len(nodes), 0
     for node in nodes:
-        if isinstance(node, Block) and node.helper != "each":
-            total += _weight(node.program) + _weight(node.inverse)
-    return total
+        if isinstance(node, Text):
+            chars += len(node.value)
+        elif isinstance(node, Block):
+            inverse = _pass_cost(node.inverse)
+            program = (0, 0) if node.helper in _LOOPS else _pass_cost(node.program)
+            steps, chars = steps + program[0] + inverse[0], chars + program[1] + inverse[1]
+    return steps, chars
+
+
+_LOOPS = frozenset({"each", "section"})
 
 
 def _program(nodes: Sequence[Node], names: frozenset[str]) -> Run:
@@ -111,8 +126,8 @@ def _program(nodes: Sequence[Node], names: frozenset[str]) -> Run:
 
 def _node(node: Node, names: frozenset[str]) -> Run:
     if isinstance(node, Text):
-        value = node.value
-        return lambda frame, state: state.write(value)
+        value = node.value  # its length is charged with the pass (see _pass_cost)
+        return lambda frame, state: state.out.append(value)
     if isinstance(node, Mustache):
         return _mustache(node, names)
     return _block(node, names)
@@ -120,9 +135,19 @@ def _node(node: Node, names: frozenset[str]) -> Run:
 
 def _mustache(node: Mustache, names: frozenset[str]) -> Run:
     get = _lookup(node, names) if node.helper == "lookup" else _getter(node.value, names)
-    if node.escape:
-        return lambda frame, state: state.write(escape(to_text(get(frame))))
-    return lambda frame, state: state.write(to_text(get(frame)))
+    escaping = node.escape
+
+    def run(frame: _Frame, state: _State) -> None:
+        value = get(frame)
+        text = value if type(value) is str else to_text(value)
+        if escaping:
+            text = escape(text)
+        state.size += len(text)
+        if state.size > state.max_chars:
+            state.too_long()
+        state.out.append(text)
+
+    return run
 
 
 def _lookup(node: Mustache, names: frozenset[str]) -> Getter:
@@ -147,10 +172,10 @@ def _block(node: Block, names: frozenset[str]) -> Run:
 
         return conditional
     if node.helper == "each":
-        return _each(get, program, inverse, node.block_params, 1 + _weight(node.program))
+        return _each(get, program, inverse, node.block_params, _pass_cost(node.program))
     if node.helper == "with":
         return _with(get, program, inverse, node.block_params)
-    return _section(get, program, inverse, 1 + _weight(node.program))
+    return _section(get, program, inverse, _pass_cost(node.program))
 
 
 def _with(get: Getter, program: Run, inverse: Run, params: tuple[str, ...]) -> Run:
@@ -165,7 +190,7 @@ def _with(get: Getter, program: Run, inverse: Run, params: tuple[str, ...]) -> R
     return run
 
 
-def _each(get: Getter, program: Run, inverse: Run, params: tuple[str, ...], weight: int) -> Run:
+def _each(get: Getter, program: Run, inverse: Run, params: tuple[str, ...], cost: _Cost) -> Run:
     def run(frame: _Frame, state: _State) -> None:
         value = get(frame)
         if isinstance(value, dict):
@@ -179,7 +204,7 @@ def _each(get: Getter, program: Run, inverse: Run, params: tuple[str, ...], weig
             return
         last, keyed = len(items) - 1, isinstance(value, dict)
         for index, (key, item) in enumerate(items):
-            state.charge(weight)
+            state.charge(cost)
             data = {**frame.data, "index": index, "first": index == 0, "last": index == last}
             if keyed:
                 data["key"] = key
@@ -189,10 +214,10 @@ def _each(get: Getter, program: Run, inverse: Run, params: tuple[str, ...], weig
     return run
 
 
-def _section(get: Getter, program: Run, inverse: Run, weight: int) -> Run:
+def _section(get: Getter, program: Run, inverse: Run, cost: _Cost) -> Run:
     """``{{#name}}``: a list iterates, true keeps the context, another truthy value is
     the new context, a falsy one renders the inverse (Handlebars' blockHelperMissing)."""
-    each = _each(get, program, inverse, (), weight)
+    each = _each(get, program, inverse, (), cost)
 
     def run(frame: _Frame, state: _State) -> None:
         value = get(frame)
@@ -201,8 +226,10 @@ def _section(get: Getter, program: Run, inverse: Run, weight: int) -> Run:
         elif isinstance(value, list):
             each(frame, state)
         elif value is True:
+            state.charge(cost)
             program(frame, state)
         else:
+            state.charge(cost)
             program(_Frame(value, frame, frame.data, None), state)
 
     return run
@@ -228,10 +255,26 @@ def _path_getter(path: Path, names: frozenset[str]) -> Getter:
         return _walk(lambda frame: _block_param(frame, name), rest)
     depth = path.depth
     if depth == 0:
-        base: Getter = _context
-    else:
-        base = lambda frame: _ancestor(frame, depth)  # noqa: E731
-    return _walk(base, parts)
+        return _from_context(parts)
+    return _walk(lambda frame: _ancestor(frame, depth), parts)
+
+
+def _from_context(parts: tuple[str, ...]) -> Getter:
+    """The common case, specialised: a path from the current context (dict fast path)."""
+    if not parts:
+        return _context
+    head, rest = parts[0], parts[1:]
+
+    def get(frame: _Frame) -> Any:
+        ctx = frame.ctx
+        value = ctx.get(head) if type(ctx) is dict else child(ctx, head)
+        for key in rest:
+            if value is None:
+                return None
+            value = value.get(key) if type(value) is dict else child(value, key)
+        return value
+
+    return get
 
 
 def _walk(base: Getter, parts: tuple[str, ...]) -> Getter:
