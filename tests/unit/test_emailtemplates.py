@@ -120,3 +120,10 @@ def test_html_to_text_structure() -> None:
 def test_html_to_text_survives_broken_markup() -> None:
     assert html_to_text("<p>unclosed <b>bold <li>item</ul></div>") == "unclosed bold\n- item\n"
     assert html_to_text("") == html_to_text("<style>p{}</style>") == ""
+
+
+def test_light_templates_are_small_and_need_no_derived_text() -> None:
+    assert _template(html="<p>x</p>", text="x").light
+    assert _template(text="x" * 1000).light
+    assert not _template(html="<p>x</p>").light, "the text part is derived from HTML"
+    assert not _template(html="<p>" + "x" * 20_000 + "</p>", text="x").light

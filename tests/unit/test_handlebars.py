@@ -21,6 +21,7 @@ from postroom.domain.handlebars import (
     TemplateSyntaxError,
     compile_template,
 )
+from postroom.domain.handlebars.lexer import MAX_TAGS
 
 USER = {"name": "Jörg", "company": {"name": "ACME & Co", "address": {"city": "Berlin"}}}
 
@@ -243,6 +244,18 @@ def test_nesting_is_bounded() -> None:
         compile_template(deep)
     with pytest.raises(TemplateSyntaxError):
         compile_template("{{#if a}}" * 100_000)
+
+
+def test_template_size_is_bounded_in_tags_and_tag_length() -> None:
+    """Compiling stays fast whatever is saved: a cap on tags and on one tag's length."""
+    assert len(compile_template("{{a}}" * MAX_TAGS).render({"a": 1})) == MAX_TAGS
+    for hostile in ("{{a}}" * (MAX_TAGS + 1), "\\{{" * (MAX_TAGS + 1), "{{!x}}" * 10**6):
+        with pytest.raises(TemplateSyntaxError, match=f"more than {MAX_TAGS} tags"):
+            compile_template(hostile)
+    for hostile in ("{{" + "a" * 5000 + "}}", "{{{" + "a" * 5000 + "}}}"):
+        with pytest.raises(TemplateSyntaxError, match="tag longer than"):
+            compile_template(hostile)
+    assert compile_template("x" * 1_000_000).render({}) == "x" * 1_000_000
 
 
 def test_output_size_is_bounded() -> None:

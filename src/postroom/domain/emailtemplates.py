@@ -33,6 +33,8 @@ _HAS_STYLE = re.compile(r"<style[\s>]", re.IGNORECASE)
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 FIELDS = ("subject", "body_html", "body_text")
+# Sources up to this size render in well under a millisecond (see docs/benchmarks.md).
+_LIGHT_SOURCE_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,14 @@ class CompiledEmailTemplate:
     subject: Template
     html: Template | None
     text: Template | None
+
+    @property
+    def light(self) -> bool:
+        """Cheap to render (small sources, no text part to derive from HTML): callers may
+        render it on an event loop instead of in a worker thread."""
+        parts = (self.subject, self.html, self.text)
+        size = sum(len(part.source) for part in parts if part is not None)
+        return size <= _LIGHT_SOURCE_CHARS and not (self.html is not None and self.text is None)
 
     def render(self, variables: dict[str, Any] | None, options: RenderOptions) -> Rendered:
         """Render for one message; raises TemplateError (RenderError over a limit)."""

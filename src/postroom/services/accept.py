@@ -74,6 +74,11 @@ class _Templates:
     found: templates.Resolved
     options: RenderOptions
 
+    @property
+    def light(self) -> bool:
+        """Whether every template can be rendered inline without holding up the loop."""
+        return all(isinstance(t, CompiledEmailTemplate) and t.light for t in self.found.values())
+
     def apply(self, draft: MessageDraft) -> tuple[MessageDraft, CompiledEmailTemplate | None]:
         """The draft with the template's rendering in place, and the template used."""
         uuid = draft.template_uuid
@@ -117,10 +122,11 @@ async def accept_messages(
     """
     now = services.clock.now()
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
-    # prepared inline, a batch in a thread so the event loop keeps answering.
+    # prepared inline, a batch (or a heavy template render) in a thread so the event loop
+    # keeps answering.
     senders = await _allowed_senders(services, origin)
     used = await _templates(services, origin, drafts)
-    if len(drafts) == 1:
+    if len(drafts) == 1 and used.light:
         prepared = _prepare_all(services, origin, senders, used, drafts, now)
     else:
         prepared = await asyncio.to_thread(

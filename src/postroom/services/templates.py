@@ -13,6 +13,7 @@ once, other processes see them within that time.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +140,8 @@ async def versions(services: Services, account_id: int, template_id: int) -> lis
 
 async def create(services: Services, account_id: int, section: Mapping[str, Any]) -> dict[str, Any]:
     settings = services.settings.templates
-    values = clean_fields(section, settings, partial=False)
+    # Compiling a large template takes a while: off the event loop.
+    values = await asyncio.to_thread(clean_fields, section, settings, partial=False)
     now = services.clock.now()
     row = {**values, "account_id": account_id, "uuid": services.ids.message_id()}
     row.update(created_at=now, updated_at=now)
@@ -156,7 +158,8 @@ async def update(
     services: Services, account_id: int, template_id: int, section: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Apply the fields given; a change of content makes a new version."""
-    changes = clean_fields(section, services.settings.templates, partial=True)
+    settings = services.settings.templates
+    changes = await asyncio.to_thread(clean_fields, section, settings, partial=True)
     now = services.clock.now()
 
     def run(conn: Connection) -> dict[str, Any]:

@@ -57,19 +57,24 @@ class _Parser:
     def program(self, depth: int) -> tuple[tuple[Node, ...], lexer.Tag | None]:
         """Nodes up to the next ``{{else}}`` or closing tag (returned) or the end (None)."""
         nodes: list[Node] = []
+        texts: list[str] = []  # adjacent text, joined once (no quadratic concatenation)
+        end: lexer.Tag | None = None
         while self._next < len(self._tokens):
             token = self._tokens[self._next]
             self._next += 1
             if isinstance(token, lexer.Text):
-                if token.value:
-                    _append_text(nodes, token.value)
-            elif token.kind in ("mustache", "raw"):
+                texts.append(token.value)
+                continue
+            _flush(nodes, texts)
+            if token.kind in ("mustache", "raw"):
                 nodes.append(self._mustache(token))
             elif token.kind in ("open", "inverse_open"):
                 nodes.append(self._block(token, depth + 1))
             else:
-                return tuple(nodes), token
-        return tuple(nodes), None
+                end = token
+                break
+        _flush(nodes, texts)
+        return tuple(nodes), end
 
     def _mustache(self, tag: lexer.Tag) -> Mustache:
         exprs, block_params = _expression(tag.body, self._source, tag.position)
@@ -132,12 +137,11 @@ def _oriented(tag: lexer.Tag, block: Block) -> Block:
     return Block(block.helper, block.param, block.inverse, block.program, block.block_params)
 
 
-def _append_text(nodes: list[Node], value: str) -> None:
-    last = nodes[-1] if nodes else None
-    if isinstance(last, Text):
-        nodes[-1] = Text(last.value + value)
-    else:
-        nodes.append(Text(value))
+def _flush(nodes: list[Node], texts: list[str]) -> None:
+    text = "".join(texts)
+    texts.clear()
+    if text:
+        nodes.append(Text(text))
 
 
 def _expression(
