@@ -284,6 +284,32 @@ class LimitSettings(BaseModel):
     max_category_chars: int = Field(255, description="Longest category.")
 
 
+class TemplateSettings(BaseModel):
+    """Email templates: limits and the mail policy applied when rendering them."""
+
+    max_per_account: int = Field(200, description="Templates an account may keep.")
+    max_body_chars: int = Field(10_000_000, description="Longest body_html or body_text.")
+    max_render_chars: int = Field(
+        10 * 1024 * 1024, description="Longest output of one rendered field (characters)."
+    )
+    max_render_steps: int = Field(
+        1_000_000,
+        description="Work one render may do (loop iterations weighted by their size); "
+        "bounds templates that loop a lot without printing much.",
+    )
+    cache_seconds: float = Field(
+        10.0,
+        description="How long a process reuses a compiled template before re-reading it; "
+        "changes made through the same process apply at once.",
+    )
+    inline_css: bool = Field(
+        True, description="Inline <style> rules into style attributes of rendered HTML."
+    )
+    text_from_html: bool = Field(
+        True, description="Generate the text part from the HTML when a template has none."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one Postroom installation."""
 
@@ -309,6 +335,9 @@ class Settings(BaseSettings):
     )
     egress: EgressSettings = Field(default_factory=EgressSettings, description="Outbound HTTP.")
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
+    templates: TemplateSettings = Field(
+        default_factory=TemplateSettings, description="Email templates."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from postroom.clock import Clock, SystemClock
 from postroom.config import Settings
+from postroom.domain.emailtemplates import CompiledEmailTemplate
 from postroom.domain.ids import IdFactory
 from postroom.services.cache import TtlCache
 from postroom.services.dns import DnsPythonResolver, Resolver
@@ -37,6 +38,14 @@ class Services:
     verified_senders: TtlCache[int, frozenset[str]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
+    # Compiled email templates by (account, uuid), made on first use (TTL from settings).
+    template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None
+
+    def get_template_cache(self) -> TtlCache[tuple[int, str], CompiledEmailTemplate]:
+        """The compiled templates this process reuses for ``templates.cache_seconds``."""
+        if self.template_cache is None:
+            self.template_cache = TtlCache(self.settings.templates.cache_seconds)
+        return self.template_cache
 
     def get_sealer(self) -> Sealer:
         """The installation's sealer; its key file is created on first use if need be."""

@@ -6,6 +6,11 @@ recipient (the queue) and one ``accepted`` event per recipient in a single trans
 The caller answers only after that transaction has committed (the writer's group commit
 resolves the future after COMMIT), so an acknowledged message survives ``kill -9``.
 
+A message sent with ``template_uuid`` is rendered first: the account's template (looked
+up once per call, compiled templates cached; see :mod:`postroom.services.templates`)
+supplies subject, bodies and category, and the message records the template's id and
+version.
+
 A sandbox send (``Origin.inbox_id`` set) is captured straight into that inbox in the same
 transaction instead of being queued: there is nothing to deliver.
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,14 +27,16 @@ from sqlalchemy.engine import Connection
 
 from postroom.config import DeliveryMode
 from postroom.domain.deliveries import DeliveryState
+from postroom.domain.emailtemplates import CompiledEmailTemplate, RenderOptions
 from postroom.domain.events import EventKind
+from postroom.domain.handlebars import TemplateError
 from postroom.domain.messages import MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains
+from postroom.services import Services, domains, templates
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -60,6 +67,43 @@ class _Prepared:
 Outcome = list[str] | ValidationFailed | PayloadTooLarge
 
 
+@dataclass(frozen=True, slots=True)
+class _Templates:
+    """The templates one call's drafts name, and how to render them."""
+
+    found: templates.Resolved
+    options: RenderOptions
+
+    @property
+    def light(self) -> bool:
+        """Whether every template can be rendered inline without holding up the loop."""
+        return all(isinstance(t, CompiledEmailTemplate) and t.light for t in self.found.values())
+
+    def apply(self, draft: MessageDraft) -> tuple[MessageDraft, CompiledEmailTemplate | None]:
+        """The draft with the template's rendering in place, and the template used."""
+        uuid = draft.template_uuid
+        if uuid is None:
+            return draft, None
+        template = self.found.get(uuid)
+        if template is None:
+            raise ValidationFailed([f"template with uuid '{uuid}' not found"])
+        try:
+            if isinstance(template, TemplateError):
+                raise template
+            rendered = template.render(draft.template_variables, self.options)
+        except TemplateError as exc:
+            problem = f"template with uuid '{uuid}' cannot be rendered: {exc}"
+            raise ValidationFailed([problem]) from None
+        rendered_draft = replace(
+            draft,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            category=rendered.category,
+        )
+        return rendered_draft, template
+
+
 async def accept_message(services: Services, origin: Origin, draft: MessageDraft) -> list[str]:
     """Accept one message; returns its message ids (one per recipient, to → cc → bcc)."""
     [outcome] = await accept_messages(services, origin, [draft])
@@ -78,12 +122,16 @@ async def accept_messages(
     """
     now = services.clock.now()
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
-    # prepared inline, a batch in a thread so the event loop keeps answering.
+    # prepared inline, a batch (or a heavy template render) in a thread so the event loop
+    # keeps answering.
     senders = await _allowed_senders(services, origin)
-    if len(drafts) == 1:
-        prepared = _prepare_all(services, origin, senders, drafts, now)
+    used = await _templates(services, origin, drafts)
+    if len(drafts) == 1 and used.light:
+        prepared = _prepare_all(services, origin, senders, used, drafts, now)
     else:
-        prepared = await asyncio.to_thread(_prepare_all, services, origin, senders, drafts, now)
+        prepared = await asyncio.to_thread(
+            _prepare_all, services, origin, senders, used, drafts, now
+        )
     stored = await services.db.write_many(_store_many, (origin, prepared, now))
     if isinstance(stored, Exception):
         raise stored
@@ -91,10 +139,19 @@ async def accept_messages(
     return outcomes
 
 
+async def _templates(
+    services: Services, origin: Origin, drafts: Sequence[MessageDraft | Exception]
+) -> _Templates:
+    uuids = {d.template_uuid for d in drafts if isinstance(d, MessageDraft) and d.template_uuid}
+    found = await templates.resolve(services, origin.account_id, uuids) if uuids else {}
+    return _Templates(found, templates.render_options(services.settings.templates))
+
+
 def _prepare_all(
     services: Services,
     origin: Origin,
     senders: frozenset[str] | None,
+    used: _Templates,
     drafts: Sequence[MessageDraft | Exception],
     now: datetime,
 ) -> list[_Prepared | Exception]:
@@ -104,7 +161,7 @@ def _prepare_all(
             prepared.append(draft)
             continue
         try:
-            prepared.append(_prepare(services, origin, senders, draft, now))
+            prepared.append(_prepare(services, origin, senders, used, draft, now))
         except (ValidationFailed, PayloadTooLarge, Unauthorized) as exc:
             prepared.append(exc)
     return prepared
@@ -149,11 +206,11 @@ def _prepare(
     services: Services,
     origin: Origin,
     senders: frozenset[str] | None,
+    used: _Templates,
     draft: MessageDraft,
     now: datetime,
 ) -> _Prepared:
-    if draft.template_uuid is not None:
-        raise ValidationFailed([f"template with uuid '{draft.template_uuid}' not found"])
+    draft, template = used.apply(draft)
     _authorize_sender(senders, draft)
     message_pk = services.ids.message_id()
     rfc_id = make_message_id(draft.sender.domain or "postroom.invalid", message_pk)
@@ -176,6 +233,8 @@ def _prepare(
         "custom_variables": draft.custom_variables or None,
         "template_uuid": draft.template_uuid,
         "template_variables": draft.template_variables,
+        "template_id": template.id if template else None,
+        "template_version": template.version if template else None,
         "size": len(raw),
         "client_ip": origin.client_ip,
         "created_at": now,

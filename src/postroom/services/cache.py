@@ -34,6 +34,10 @@ class TtlCache(Generic[K, V]):
             return None
         return entry[1]
 
+    def discard(self, key: K) -> None:
+        """Forget ``key`` now (its value changed in this process)."""
+        self._entries.pop(key, None)
+
     def put(self, key: K, value: V) -> None:
         if len(self._entries) >= self._max:
             self._entries.clear()

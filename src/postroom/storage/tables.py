@@ -154,6 +154,10 @@ messages = Table(
     Column("custom_variables", JSON, nullable=True),
     Column("template_uuid", String(64), nullable=True),
     Column("template_variables", JSON, nullable=True),
+    # The template and version the message was rendered from (no foreign key: a deleted
+    # template must not delete or rewrite the record of what was sent).
+    Column("template_id", BigInteger, nullable=True),
+    Column("template_version", Integer, nullable=True),
     Column("size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=True),
     Column("created_at", Stamp, nullable=False),
@@ -291,4 +295,38 @@ ip_volume = Table(
     Column("address", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD
     Column("sent", BigInteger, nullable=False),
+)
+
+email_templates = Table(
+    "email_templates",
+    metadata,
+    # The current version of each template; every version is kept in the next table.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("category", String(255), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_html", Text, nullable=True),
+    Column("body_text", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_email_templates_account", "account_id", "id"),
+)
+
+email_template_versions = Table(
+    "email_template_versions",
+    metadata,
+    # Append-only: what each version of a template said, for messages rendered from it.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("template_id", ForeignKey("email_templates.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("category", String(255), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body_html", Text, nullable=True),
+    Column("body_text", Text, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    UniqueConstraint("template_id", "version", name="uq_email_template_versions_version"),
 )

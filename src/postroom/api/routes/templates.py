@@ -1,0 +1,337 @@
+"""Email templates API (spec §4.1), its paginated variant, and Postroom's preview.
+
+Three path families reach :mod:`postroom.services.templates`:
+
+- ``/api/accounts/{account_id}/email_templates[/{id}]``: what every SDK calls; bodies
+  wrapped in ``email_template``; the list is a bare array, one template is flat, create
+  answers 201 and delete an empty 204.
+- ``/api/email_templates[/{id}]``: the token-scoped alias of the newer docs (same shapes).
+- ``/api/accounts/{account_id}/templates[/{id}]``: the Python SDK's paginated variant:
+  flat request bodies, ``{"data": …}`` responses, ``?per_page=&token=`` pages.
+
+Postroom adds ``POST …/email_templates/{id}/preview`` (render with given
+``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``.
+GETs and preview need the ``read`` scope, changes ``admin``; another tenant's template
+is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from postroom.api.auth import account_scope, principal
+from postroom.api.body import read_json
+from postroom.api.responses import json_response
+from postroom.api.routes.sandbox import iso
+from postroom.errors import ValidationFailed
+from postroom.services import Services, templates
+from postroom.services.auth import Principal
+
+router = APIRouter(tags=["email templates"])
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Who = Annotated[Principal, Depends(principal)]
+
+ACCOUNT = "/api/accounts/{account_id}/email_templates"
+ALIAS = "/api/email_templates"
+PAGED = "/api/accounts/{account_id}/templates"
+WRAPPER = "email_template"
+PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _scoped(who: Principal, account_id: int | None, scope: str) -> int:
+    target = who.account_id if account_id is None else account_id
+    account_scope(who, target, scope)
+    return target
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    # Two bodies of up to max_body_chars characters, up to 3 bytes each in UTF-8.
+    limit = 6 * _services(request).settings.templates.max_body_chars + 1024 * 1024
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["request body must be a JSON object"])
+    return body
+
+
+async def _section(request: Request) -> dict[str, Any]:
+    """The ``email_template`` object (Rails' require), or the flat body when unwrapped."""
+    body = await _body(request)
+    section = body.get(WRAPPER)
+    if isinstance(section, dict):
+        return section
+    if WRAPPER in body or not body:
+        raise ValidationFailed([f"param is missing or the value is empty: {WRAPPER}"])
+    return body
+
+
+async def _optional_object(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object body; an empty body is an empty object (preview without variables)."""
+    headers = request.headers
+    if headers.get("content-length") == "0" or not (
+        headers.get("content-length") or headers.get("transfer-encoding")
+    ):
+        return {}
+    body = await read_json(request, limit)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["request body must be a JSON object"])
+    return body
+
+
+def template_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A Template as spec §4.1 (and the SDKs' ``EmailTemplate``) has it, plus ``version``."""
+    return {
+        "id": row["id"],
+        "uuid": row["uuid"],
+        "name": row["name"],
+        "category": row["category"],
+        "subject": row["subject"],
+        "body_html": row["body_html"],
+        "body_text": row["body_text"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "version": row["version"],
+    }
+
+
+def version_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "name": row["name"],
+        "category": row["category"],
+        "subject": row["subject"],
+        "body_html": row["body_html"],
+        "body_text": row["body_text"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+# --- shared handlers (account_id None: the token's account) -------------------------------
+
+
+async def _list(request: Request, who: Principal, account_id: int | None) -> Response:
+    target = _scoped(who, account_id, "read")
+    rows = await templates.list_templates(_services(request), target)
+    return json_response([template_json(row) for row in rows])
+
+
+async def _get(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+    target = _scoped(who, account_id, "read")
+    return json_response(template_json(await templates.get(_services(request), target, tid)))
+
+
+async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
+    target = _scoped(who, account_id, "admin")
+    section = await _section(request)
+    row = await templates.create(_services(request), target, section)
+    return json_response(template_json(row), 201)
+
+
+async def _update(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+    target = _scoped(who, account_id, "admin")
+    section = await _section(request)
+    row = await templates.update(_services(request), target, tid, section)
+    return json_response(template_json(row))
+
+
+async def _delete(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+    target = _scoped(who, account_id, "admin")
+    await templates.delete(_services(request), target, tid)
+    return Response(status_code=204)
+
+
+async def _preview(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+    target = _scoped(who, account_id, "read")
+    services = _services(request)
+    body = await _optional_object(request, services.settings.limits.max_message_bytes)
+    variables, version = body.get("template_variables"), body.get("version")
+    if variables is not None and not isinstance(variables, dict):
+        raise ValidationFailed(["'template_variables' must be an object"])
+    if version is not None and (type(version) is not int or version < 1):
+        raise ValidationFailed(["'version' must be a positive integer"])
+    shown = await templates.preview(services, target, tid, variables, version)
+    rendered = shown.rendered
+    return json_response(
+        {
+            "id": shown.template["id"],
+            "uuid": shown.template["uuid"],
+            "version": shown.version,
+            "subject": rendered.subject,
+            "html": rendered.html,
+            "text": rendered.text,
+            "category": rendered.category,
+        }
+    )
+
+
+async def _versions(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+    target = _scoped(who, account_id, "read")
+    rows = await templates.versions(_services(request), target, tid)
+    return json_response([version_json(row) for row in rows])
+
+
+# --- /api/accounts/{account_id}/email_templates (the SDKs' paths) -------------------------
+
+
+@router.get(ACCOUNT, summary="List email templates")
+async def list_email_templates(account_id: Id, request: Request, who: Who) -> Response:
+    return await _list(request, who, account_id)
+
+
+@router.post(ACCOUNT, summary="Create an email template", status_code=201)
+async def create_email_template(account_id: Id, request: Request, who: Who) -> Response:
+    return await _create(request, who, account_id)
+
+
+@router.get(ACCOUNT + "/{template_id}", summary="Get an email template")
+async def get_email_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _get(request, who, account_id, template_id)
+
+
+@router.patch(ACCOUNT + "/{template_id}", summary="Update an email template")
+async def update_email_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _update(request, who, account_id, template_id)
+
+
+@router.delete(ACCOUNT + "/{template_id}", summary="Delete an email template", status_code=204)
+async def delete_email_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _delete(request, who, account_id, template_id)
+
+
+@router.post(ACCOUNT + "/{template_id}/preview", summary="Render a template (Postroom)")
+async def preview_email_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _preview(request, who, account_id, template_id)
+
+
+@router.get(ACCOUNT + "/{template_id}/versions", summary="List a template's versions (Postroom)")
+async def list_email_template_versions(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _versions(request, who, account_id, template_id)
+
+
+# --- /api/email_templates (token-scoped alias) --------------------------------------------
+
+
+@router.get(ALIAS, summary="List email templates (token's account)")
+async def list_templates_alias(request: Request, who: Who) -> Response:
+    return await _list(request, who, None)
+
+
+@router.post(ALIAS, summary="Create an email template (token's account)", status_code=201)
+async def create_template_alias(request: Request, who: Who) -> Response:
+    return await _create(request, who, None)
+
+
+@router.get(ALIAS + "/{template_id}", summary="Get an email template (token's account)")
+async def get_template_alias(template_id: Id, request: Request, who: Who) -> Response:
+    return await _get(request, who, None, template_id)
+
+
+@router.patch(ALIAS + "/{template_id}", summary="Update an email template (token's account)")
+async def update_template_alias(template_id: Id, request: Request, who: Who) -> Response:
+    return await _update(request, who, None, template_id)
+
+
+@router.delete(
+    ALIAS + "/{template_id}",
+    summary="Delete an email template (token's account)",
+    status_code=204,
+)
+async def delete_template_alias(template_id: Id, request: Request, who: Who) -> Response:
+    return await _delete(request, who, None, template_id)
+
+
+@router.post(ALIAS + "/{template_id}/preview", summary="Render a template (Postroom)")
+async def preview_template_alias(template_id: Id, request: Request, who: Who) -> Response:
+    return await _preview(request, who, None, template_id)
+
+
+@router.get(ALIAS + "/{template_id}/versions", summary="List a template's versions (Postroom)")
+async def template_versions_alias(template_id: Id, request: Request, who: Who) -> Response:
+    return await _versions(request, who, None, template_id)
+
+
+# --- /api/accounts/{account_id}/templates (the Python SDK's paginated variant) -------------
+
+
+def _page_url(request: Request, token: int | None, per_page: int) -> str | None:
+    if token is None:
+        return None
+    return str(request.url.include_query_params(token=token, per_page=per_page))
+
+
+@router.get(PAGED, summary="List email templates, one page at a time")
+async def list_paged_templates(
+    account_id: Id,
+    request: Request,
+    who: Who,
+    per_page: Annotated[int, Query(ge=1, le=1_000_000)] = PER_PAGE_DEFAULT,
+    token: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    target = _scoped(who, account_id, "read")
+    per_page = min(per_page, PER_PAGE_MAX)
+    rows, more = await templates.page(_services(request), target, token, per_page)
+    previous, following = (token - 1 if token > 1 else None), (token + 1 if more else None)
+    pagination = {
+        "token": token,
+        "prev_token": previous,
+        "next_token": following,
+        "first_url": _page_url(request, 1, per_page),
+        "prev_url": _page_url(request, previous, per_page),
+        "current_url": _page_url(request, token, per_page),
+        "next_url": _page_url(request, following, per_page),
+    }
+    return json_response({"data": [template_json(r) for r in rows], "pagination": pagination})
+
+
+@router.post(PAGED, summary="Create an email template (flat body)", status_code=201)
+async def create_paged_template(account_id: Id, request: Request, who: Who) -> Response:
+    target = _scoped(who, account_id, "admin")
+    row = await templates.create(_services(request), target, await _section(request))
+    return json_response({"data": template_json(row)}, 201)
+
+
+@router.get(PAGED + "/{template_id}", summary="Get an email template (wrapped in data)")
+async def get_paged_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    target = _scoped(who, account_id, "read")
+    row = await templates.get(_services(request), target, template_id)
+    return json_response({"data": template_json(row)})
+
+
+@router.patch(PAGED + "/{template_id}", summary="Update an email template (flat body)")
+async def update_paged_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    target = _scoped(who, account_id, "admin")
+    section = await _section(request)
+    row = await templates.update(_services(request), target, template_id, section)
+    return json_response({"data": template_json(row)})
+
+
+@router.delete(PAGED + "/{template_id}", summary="Delete an email template", status_code=204)
+async def delete_paged_template(
+    account_id: Id, template_id: Id, request: Request, who: Who
+) -> Response:
+    return await _delete(request, who, account_id, template_id)
