@@ -42,11 +42,15 @@ Failures without a reply (refused, timeouts, dropped connections, failed handsha
 session is closed afterwards. Replies, even ``421``, are returned as per-recipient
 :class:`~postroom.mta.classify.Classification` values in a :class:`SendResult`.
 
-Limitations: no PIPELINING (aiosmtplib serialises commands), so a transaction costs one
-round trip per recipient; one ``data_timeout`` covers both the ``354`` and the final
-reply; 8-bit bodies are sent as-is to servers without 8BITMIME (Postfix's default too);
-addresses with a quoted local part containing spaces are refused; DSN parameters
-(RFC 3461 NOTIFY/RET/ENVID) are not sent; no REQUIRETLS, DANE or MTA-STS here.
+Who speaks: aiosmtplib opens the session (connect, EHLO/HELO, STARTTLS, AUTH); then a
+:class:`~postroom.mta.wire.Wire` takes the connection over for the transactions, which
+it pipelines (RFC 2920) when the server offers PIPELINING: MAIL, the RCPTs and DATA in
+one write, one round trip instead of two plus one per recipient. MTA-STS decides the TLS
+policy of a session from outside (postroom.mta.deliver).
+
+Limitations: 8-bit bodies are sent as-is to servers without 8BITMIME (Postfix's default
+too); addresses with a quoted local part containing spaces are refused; DSN parameters
+(RFC 3461 NOTIFY/RET/ENVID) are not sent; no REQUIRETLS or DANE.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
@@ -70,7 +75,6 @@ from aiosmtplib import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
-from aiosmtplib.protocol import SMTPProtocol
 
 from postroom.errors import PostroomError
 from postroom.mta.classify import (
@@ -80,6 +84,7 @@ from postroom.mta.classify import (
     classify_failure,
     classify_reply,
 )
+from postroom.mta.wire import Wire
 
 TlsPolicy = Literal["opportunistic", "required", "none"]
 
@@ -214,8 +219,11 @@ class Session:
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
         self.tls_fallback = False  # opportunistic handshake failed; cleartext reconnect
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._closing: SMTPProtocol | None = None
+        self._smtp: aiosmtplib.SMTP | None = None  # opening: connect, EHLO, TLS, AUTH
+        self._wire: Wire | None = None  # then the transactions (see postroom.mta.wire)
+        self._extensions: dict[str, str] = {}
+        # While closing: tells whether the connection is gone (see _wait_closed).
+        self._closing: Callable[[], bool] | None = None
         self._needs_rset = False
 
     async def __aenter__(self) -> Session:
@@ -234,12 +242,17 @@ class Session:
 
     @property
     def is_open(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return self._wire is not None and self._wire.is_open
 
     @property
     def extensions(self) -> dict[str, str]:
         """EHLO keywords (lower case) → parameters, as learned after STARTTLS."""
-        return dict(self._smtp.esmtp_extensions) if self._smtp is not None else {}
+        return dict(self._extensions)
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether transactions are pipelined (the server offered PIPELINING, RFC 2920)."""
+        return "pipelining" in self._extensions
 
     # --- opening
 
@@ -271,9 +284,20 @@ class Session:
                 self.local_address = str(sockname[0])
             if self.config.credentials is not None:
                 await self._login(self._smtp, *self.config.credentials)
+            self._take_over(self._smtp)
         except BaseException:
             self._abort()
             raise
+
+    def _take_over(self, smtp: aiosmtplib.SMTP) -> None:
+        """Hand the open connection from aiosmtplib to a :class:`Wire` for transactions."""
+        protocol = smtp.protocol
+        transport = protocol.transport if protocol is not None else None
+        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            raise SessionError(classify_failure("disconnect", "connection lost while opening"))
+        self._extensions = dict(smtp.esmtp_extensions)
+        self._wire = Wire.take_over(transport)
+        self._smtp = None  # aiosmtplib no longer reads this connection
 
     async def _connect(self, *, implicit_tls: bool) -> aiosmtplib.SMTP:
         cfg = self.config
@@ -381,32 +405,39 @@ class Session:
 
     async def close(self) -> None:
         """QUIT politely (bounded), then drop the connection whatever happened."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            self._closing = smtp.protocol  # before QUIT: quit() itself drops the protocol
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            self._closing = wire.gone
             try:
-                if smtp.is_connected:
-                    await smtp.quit(timeout=min(self.config.command_timeout, _QUIT_TIMEOUT))
+                if wire.is_open:
+                    await wire.command(b"QUIT", min(self.config.command_timeout, _QUIT_TIMEOUT))
             except (SMTPException, OSError):
                 pass  # the message outcomes are already decided; QUIT is a courtesy
             finally:
-                smtp.close()
+                wire.close()
+        self._abort()
         await self._wait_closed()
 
     async def _wait_closed(self) -> None:
         # Closing is asynchronous (TLS close_notify, then the socket): give it a moment so
         # a caller that stops its loop right after does not leak the socket. Bounded:
         # a peer that never completes the TLS shutdown must not hold us.
-        protocol, self._closing = self._closing, None
+        gone, self._closing = self._closing, None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CLOSE_WAIT
-        while protocol is not None and protocol.transport is not None and loop.time() < deadline:
+        while gone is not None and not gone() and loop.time() < deadline:
             await asyncio.sleep(0.005)
 
     def _abort(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            self._closing = wire.gone
+            wire.close()
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
-            self._closing = smtp.protocol
+            protocol = smtp.protocol
+            if protocol is not None:
+                self._closing = lambda: protocol.transport is None
             smtp.close()
 
     # --- sending
@@ -423,17 +454,17 @@ class Session:
         if not recipients:
             raise ValueError("no recipients")
         data = prepare_message(message)
-        smtp = self._smtp
-        if smtp is None or not smtp.is_connected:
+        wire = self._wire
+        if wire is None or not wire.is_open:
             raise SessionError(classify_failure("disconnect", "session is not open"))
 
         tx = _Transaction(pending=list(dict.fromkeys(recipients)))
         try:
-            await self._transaction(smtp, tx, mail_from, data)
-        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
+            await self._transaction(wire, tx, mail_from, data)
+        except (SMTPServerDisconnected, SMTPTimeoutError, TimeoutError, OSError) as exc:
             self._abort()
             raise SessionError(_failure(exc)) from exc
-        if not smtp.is_connected:  # a 421 made aiosmtplib (or us) hang up
+        if not wire.is_open:  # a 421 made us (or the server) hang up
             self._abort()
         return SendResult(
             recipients=tx.results,
@@ -444,11 +475,9 @@ class Session:
             response=tx.response,
         )
 
-    async def _transaction(
-        self, smtp: aiosmtplib.SMTP, tx: _Transaction, mail_from: str, data: bytes
-    ) -> None:
+    async def _transaction(self, wire: Wire, tx: _Transaction, mail_from: str, data: bytes) -> None:
         if self._needs_rset:
-            await self._rset(smtp)
+            await self._rset(wire)
         smtputf8 = self._settle_unsupported_utf8(tx, mail_from)
         if not tx.pending:
             return
@@ -457,65 +486,102 @@ class Session:
         # From here on a failure leaves server state behind: reset before the next message.
         self._needs_rset = True
         encoding = "utf-8" if smtputf8 else "ascii"
-        params = self._mail_params(data, smtputf8)
-        reply = await self._command(smtp, b"MAIL", _path(b"FROM:", mail_from, encoding), *params)
-        if reply.code != 250:
-            tx.settle_all(classify_reply(reply.code, reply.message))
+        mail = b" ".join(
+            [b"MAIL", _path(b"FROM:", mail_from, encoding), *self._mail_params(data, smtputf8)]
+        )
+        rcpts = [b"RCPT " + _path(b"TO:", rcpt, encoding) for rcpt in tx.pending]
+        if self.pipelining:
+            start = await self._pipelined(wire, tx, mail, rcpts)
+        else:
+            start = await self._one_by_one(wire, tx, mail, rcpts)
+        if start is None:
             return
-        accepted = await self._recipients(smtp, tx, encoding)
-        if not accepted:
+        if start.code != 354:
+            if start.code == 421:
+                wire.close()
+            tx.settle_all(classify_reply(start.code, start.message))
             return
-        final = await self._data(smtp, data)
+        # dot_stuff(): RFC 5321 §4.5.2 transparency; the bytes are proven strict CRLF.
+        wire.send(dot_stuff(data) + b".\r\n")
+        final = await wire.reply(self.config.data_timeout)
+        if final.code == 421:
+            wire.close()
         tx.response = str(final)
-        tx.pending = accepted
         tx.settle_all(classify_reply(final.code, final.message))
         self._needs_rset = final.code != 250
 
-    async def _recipients(
-        self, smtp: aiosmtplib.SMTP, tx: _Transaction, encoding: str
-    ) -> list[str]:
+    async def _pipelined(
+        self, wire: Wire, tx: _Transaction, mail: bytes, rcpts: list[bytes]
+    ) -> SMTPResponse | None:
+        """MAIL, RCPTs and DATA in one write (RFC 2920); the reply to DATA, or None.
+
+        Leaves ``tx.pending`` holding the accepted recipients (the message's audience).
+        """
+        wire.send(b"".join(line + b"\r\n" for line in (mail, *rcpts, b"DATA")))
+        timeout = self.config.command_timeout
+        replies: list[SMTPResponse] = []
+        for _ in range(len(rcpts) + 2):
+            reply = await wire.reply(timeout)
+            if reply.code == 421:  # the server is closing: no further replies will come
+                wire.close()
+                tx.settle_all(classify_reply(reply.code, reply.message))
+                return None
+            replies.append(reply)
+        mail_reply, rcpt_replies, start = replies[0], replies[1:-1], replies[-1]
+        if mail_reply.code != 250:
+            tx.settle_all(classify_reply(mail_reply.code, mail_reply.message))
+            await self._abandon_data(wire, start)
+            return None
         accepted: list[str] = []
-        while tx.pending:
-            rcpt = tx.pending.pop(0)
-            reply = await self._command(smtp, b"RCPT", _path(b"TO:", rcpt, encoding))
+        for rcpt, reply in zip(tx.pending, rcpt_replies, strict=True):
+            if reply.code in (250, 251):
+                accepted.append(rcpt)
+            else:
+                tx.results[rcpt] = classify_reply(reply.code, reply.message)
+        tx.pending = accepted
+        if not accepted:
+            await self._abandon_data(wire, start)
+            return None
+        return start
+
+    async def _abandon_data(self, wire: Wire, start: SMTPResponse) -> None:
+        # RFC 2920 §3.1: a server that accepted DATA although no recipient was accepted
+        # gets an empty message, ended at once; its reply does not matter.
+        if start.code == 354:
+            wire.send(b".\r\n")
+            await wire.reply(self.config.data_timeout)
+
+    async def _one_by_one(
+        self, wire: Wire, tx: _Transaction, mail: bytes, rcpts: list[bytes]
+    ) -> SMTPResponse | None:
+        """MAIL, each RCPT, then DATA, each awaiting its reply; the reply to DATA or None."""
+        timeout = self.config.command_timeout
+        reply = await wire.command(mail, timeout)
+        if reply.code != 250:
+            if reply.code == 421:
+                wire.close()
+            tx.settle_all(classify_reply(reply.code, reply.message))
+            return None
+        accepted: list[str] = []
+        for rcpt, line in zip(list(tx.pending), rcpts, strict=True):
+            reply = await wire.command(line, timeout)
+            tx.pending.remove(rcpt)
             if reply.code in (250, 251):
                 accepted.append(rcpt)
                 continue
             tx.results[rcpt] = classify_reply(reply.code, reply.message)
             if reply.code == 421:  # closing the channel: the rest share this fate
+                wire.close()
                 tx.pending += accepted
                 tx.settle_all(tx.results[rcpt])
-                return []
-        return accepted
+                return None
+        tx.pending = accepted
+        if not accepted:
+            return None
+        return await wire.command(b"DATA", timeout)
 
-    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> SMTPResponse:
-        """DATA, the dot-stuffed message and the final dot; the reply to either step.
-
-        Not aiosmtplib's ``data()``: it re-normalises line endings and dot-stuffs with
-        regular expressions, 14% of a delivery's CPU in the profile, for bytes that
-        ``prepare_message`` has already proven to be strict CRLF.
-        """
-        start = await self._command(smtp, b"DATA")
-        if start.code != 354:
-            if start.code == 421:
-                smtp.close()
-            return start
-        protocol = smtp.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("connection lost before the message was sent")
-        # No await between the write and read_response(): the reply cannot arrive (and
-        # be dropped as unsolicited) before read_response() marks one as expected.
-        protocol.write(dot_stuff(data) + b".\r\n")
-        final = await protocol.read_response(timeout=self.config.data_timeout)
-        if final.code == 421:
-            smtp.close()
-        return final
-
-    async def _command(self, smtp: aiosmtplib.SMTP, *args: bytes) -> SMTPResponse:
-        return await smtp.execute_command(*args, timeout=self.config.command_timeout)
-
-    async def _rset(self, smtp: aiosmtplib.SMTP) -> None:
-        reply = await self._command(smtp, b"RSET")
+    async def _rset(self, wire: Wire) -> None:
+        reply = await wire.command(b"RSET", self.config.command_timeout)
         if reply.code != 250:
             # A server that cannot reset cannot be trusted with the next envelope.
             raise SMTPServerDisconnected(f"RSET refused: {reply.code} {reply.message}")
@@ -526,7 +592,7 @@ class Session:
         non_ascii = [a for a in (mail_from, *tx.pending) if not a.isascii()]
         if not non_ascii:
             return False
-        if self._smtp is not None and self._smtp.supports_extension("smtputf8"):
+        if "smtputf8" in self._extensions:
             return True
         # RFC 6531 §3.5: X.6.7 "non-ASCII addresses not permitted". Permanent: this MX
         # will not grow SMTPUTF8 support within the retry window.
