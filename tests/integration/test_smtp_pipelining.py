@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+import uvloop
 
 from postroom.mta.classify import Outcome
 from postroom.mta.session import SendResult, Session, SessionConfig, SessionError
@@ -94,7 +95,9 @@ async def _serve(script: Scripted) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
 
-def _run(script: Scripted, go: Callable[[Session], object]) -> object:
+def _run(
+    script: Scripted, go: Callable[[Session], object], run: Callable[..., object] = asyncio.run
+) -> object:
     async def main() -> object:
         server = await _serve(script)
         port = server.sockets[0].getsockname()[1]
@@ -107,7 +110,7 @@ def _run(script: Scripted, go: Callable[[Session], object]) -> object:
             server.close()
             await server.wait_closed()
 
-    return asyncio.run(main())
+    return run(main())
 
 
 def _send(script: Scripted, rcpts: list[str], times: int = 1) -> list[SendResult]:
@@ -203,3 +206,17 @@ def test_a_421_in_the_pipeline_settles_the_rest_and_closes() -> None:
     [result] = _send(script, ["a@rcpt.test", "b@rcpt.test"])
     assert {c.code for c in result.recipients.values()} == {421}
     assert script.messages == []
+
+
+def test_the_session_runs_on_uvloop_as_serve_does() -> None:
+    # uvloop's transports are not instances of asyncio.Transport; the take-over from
+    # aiosmtplib must not depend on it (postroom serve runs on uvloop).
+    script = Scripted()
+
+    async def go(session: Session) -> SendResult:
+        assert session.pipelining
+        return await session.send("b@sender.test", ["a@rcpt.test"], MESSAGE)
+
+    result = _run(script, go, run=uvloop.run)
+    assert isinstance(result, SendResult)
+    assert result.accepted == ["a@rcpt.test"]

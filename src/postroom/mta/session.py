@@ -61,7 +61,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Literal, cast
 
 import aiosmtplib
 from aiosmtplib import (
@@ -293,10 +293,12 @@ class Session:
         """Hand the open connection from aiosmtplib to a :class:`Wire` for transactions."""
         protocol = smtp.protocol
         transport = protocol.transport if protocol is not None else None
-        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+        # No isinstance(asyncio.Transport) check: uvloop's transports are not registered
+        # as asyncio's classes, though they implement set_protocol() and write().
+        if transport is None or transport.is_closing():
             raise SessionError(classify_failure("disconnect", "connection lost while opening"))
         self._extensions = dict(smtp.esmtp_extensions)
-        self._wire = Wire.take_over(transport)
+        self._wire = Wire.take_over(cast(asyncio.Transport, transport))
         self._smtp = None  # aiosmtplib no longer reads this connection
 
     async def _connect(self, *, implicit_tls: bool) -> aiosmtplib.SMTP:
