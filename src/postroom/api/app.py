@@ -47,9 +47,9 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    from postroom.api.routes import domains, sandbox
+    from postroom.api.routes import domains, sandbox, suppressions
 
-    return [sending, accounts, sandbox, domains]
+    return [sending, accounts, sandbox, domains, suppressions]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

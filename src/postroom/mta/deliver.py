@@ -55,7 +55,7 @@ from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
 from postroom.mta.session import SendResult, SessionConfig, SessionError, TlsPolicy
 from postroom.mta.signing import Signer
 from postroom.queue import leases
-from postroom.services import Services
+from postroom.services import Services, suppressions
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.tables import message_bodies, messages
 
@@ -394,6 +394,7 @@ def apply_round(
         delivery_event(services.ids, d, EventKind.REJECT, {"reject_reason": NO_BODY}, now)
         for d in gone
     ]
+    suppressions.record_from_events(services, conn, events, now)
     message_repo.insert_events(conn, events)
     return applied + len(gone)
 
