@@ -32,8 +32,9 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 def add(conn: Connection, row: dict[str, Any], actor: str, now: datetime) -> bool:
     """Insert ``row`` unless its scope already has an entry; log it. True when added."""
-    result = conn.execute(_insert(conn, suppressions).values(**row).on_conflict_do_nothing())
-    if result.rowcount != 1:
+    statement = _insert(conn, suppressions).values(**row).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
+    if conn.execute(statement.returning(suppressions.c.id)).first() is None:
         return False
     log(conn, row, "added", actor, now)
     return True
