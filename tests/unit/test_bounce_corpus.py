@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postroom.mta.classify import BounceCategory
 from postroom.mta.reports import ReportKind, Verdict, parse_report
@@ -101,3 +103,22 @@ def test_delay_warnings_are_never_hard() -> None:
 )
 def test_hostile_input_never_raises(raw: bytes) -> None:
     parse_report(raw)
+
+
+_SAMPLES = sorted(p.name for p in CORPUS.glob("*.eml"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(_SAMPLES),
+    cut=st.floats(min_value=0.0, max_value=1.0),
+    noise=st.binary(max_size=64),
+    at=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_mangled_reports_never_raise(name: str, cut: float, noise: bytes, at: float) -> None:
+    """reliability.md T2.3: the parser survives damaged and hostile reports."""
+    raw = _raw(name)
+    raw = raw[: int(len(raw) * cut)] if cut < 0.5 else raw
+    spot = int(len(raw) * at)
+    report = parse_report(raw[:spot] + noise + raw[spot:])
+    assert all(len(r.recipient) <= 1000 for r in report.recipients)
