@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -85,21 +85,26 @@ def remove(conn: Connection, row: dict[str, Any], action: str, actor: str, now: 
 def active_for(
     conn: Connection, pairs: Iterable[tuple[int, str]], now: datetime
 ) -> list[dict[str, Any]]:
-    """Unexpired entries of the (account, email) pairs: one indexed query."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return []
-    query = select(
-        suppressions.c.account_id,
-        suppressions.c.email,
-        suppressions.c.type,
-        suppressions.c.sending_stream,
-        suppressions.c.domain_name,
-    ).where(
-        tuple_(suppressions.c.account_id, suppressions.c.email).in_(wanted),
-        or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
-    )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    """Unexpired entries of the (account, email) pairs: one indexed query per account
+    (a group commit nearly always holds one account)."""
+    by_account: dict[int, set[str]] = {}
+    for account_id, email in pairs:
+        by_account.setdefault(account_id, set()).add(email)
+    found: list[dict[str, Any]] = []
+    for account_id, emails in sorted(by_account.items()):
+        query = select(
+            suppressions.c.account_id,
+            suppressions.c.email,
+            suppressions.c.type,
+            suppressions.c.sending_stream,
+            suppressions.c.domain_name,
+        ).where(
+            suppressions.c.account_id == account_id,
+            suppressions.c.email.in_(sorted(emails)),
+            or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
+        )
+        found += [dict(r) for r in conn.execute(query).mappings()]
+    return found
 
 
 def page(
