@@ -10,11 +10,12 @@ Per-account policy lives in the database, not here.
 from __future__ import annotations
 
 import os
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyNetwork
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +64,24 @@ class StorageSettings(BaseModel):
     commit_batch_max: int = Field(256, description="Most acceptances folded into one group commit.")
 
 
+class SourceIpSettings(BaseModel):
+    """One local address of an IP pool."""
+
+    address: str = Field(description="Local IPv4/IPv6 address outbound connections bind to.")
+    weight: int = Field(1, ge=1, description="Share of the pool's traffic (relative).")
+    warmup_start: date | None = Field(
+        None,
+        description="First day (UTC) of this address's warm-up; unset for a warm address. "
+        "Its daily volume follows delivery.warmup_caps from that day on.",
+    )
+
+
+class IpPoolSettings(BaseModel):
+    """A named set of sending addresses."""
+
+    addresses: list[SourceIpSettings] = Field(description="The pool's addresses.")
+
+
 class DeliverySettings(BaseModel):
     """The delivery worker."""
 
@@ -107,6 +126,78 @@ class DeliverySettings(BaseModel):
     )
     relay_username: str | None = Field(None, description="Smarthost AUTH user name.")
     relay_password: str | None = Field(None, description="Smarthost AUTH password.")
+    relay_ca_file: str | None = Field(
+        None,
+        description="PEM file of the CA that signed the smarthost's certificate, when it is "
+        "a private one; the system's CAs otherwise. The smarthost's certificate is always "
+        "verified (STARTTLS and implicit TLS).",
+    )
+    retry_window_by_stream: dict[str, float] = Field(
+        default_factory=dict,
+        description="Retry window (seconds) per stream, e.g. {bulk = 86400}; streams not "
+        "named use retry_window.",
+    )
+    max_connections: int = Field(
+        64, description="Outbound SMTP connections one worker keeps open at once, all sites."
+    )
+    round_seconds: float = Field(
+        30.0,
+        description="Longest a round waits on throttles; what a site cannot take by then "
+        "is put back in the queue until the site has room (no attempt counted).",
+    )
+    ip_pools: dict[str, IpPoolSettings] = Field(
+        default_factory=dict,
+        description="Named pools of local sending addresses. A pool named 'default' serves "
+        "every message without another pool; with no pools, the system picks the address.",
+    )
+    stream_pools: dict[str, str] = Field(
+        default_factory=dict,
+        description="Pool per stream, e.g. {bulk = 'bulk'}; an account's own pool "
+        "(`postroom account set-pool`) wins.",
+    )
+    warmup_caps: list[int] = Field(
+        # Roughly doubling from 50 a day to 300,000 over two weeks, then open: large
+        # senders' published warm-up plans start at 50-200 a day per IP.
+        default_factory=lambda: (
+            [50, 100, 200, 400, 800, 1500, 3000, 6000, 10_000, 20_000]
+            + [40_000, 80_000, 150_000, 300_000]
+        ),
+        description="Recipients per day a warming address may send: day 1, day 2, ...; "
+        "no cap after the last day.",
+    )
+
+
+class EgressSettings(BaseModel):
+    """Outbound HTTP (MTA-STS policies; later webhooks): where it may connect, whom it trusts."""
+
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks outbound HTTP may reach although they are not public "
+        '(e.g. ["10.1.2.0/24"] for an internal receiver); loopback, private, link-local, '
+        "metadata and other non-public addresses are refused otherwise.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs that outbound HTTPS trusts, instead of the bundled "
+        "public CAs (certifi).",
+    )
+    connect_timeout: float = Field(10.0, description="Seconds to wait for a TCP+TLS connection.")
+
+
+class MtaStsSettings(BaseModel):
+    """MTA-STS (RFC 8461): receivers' policies that demand verified TLS to listed MX hosts."""
+
+    enabled: bool = Field(True, description="Look up and honour MTA-STS policies in mx mode.")
+    timeout: float = Field(
+        60.0, description="Seconds one policy discovery (TXT + HTTPS fetch) may take in all."
+    )
+    recheck_seconds: float = Field(
+        300.0,
+        description="Seconds before the _mta-sts TXT record of a domain is checked again "
+        "(a policy is refetched only when its id changes or max_age runs out).",
+    )
+    max_policy_bytes: int = Field(64 * 1024, description="Largest policy body accepted.")
+    port: int = Field(443, description="HTTPS port of policy hosts (tests use others).")
 
 
 class SchedulerSettings(BaseModel):
@@ -245,6 +336,8 @@ class Settings(BaseSettings):
     bounces: BounceSettings = Field(
         default_factory=BounceSettings, description="Bounces, complaints and suppressions."
     )
+    egress: EgressSettings = Field(default_factory=EgressSettings, description="Outbound HTTP.")
+    mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
 
     @classmethod
     def settings_customise_sources(

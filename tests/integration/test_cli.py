@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from postroom.cli.main import app
@@ -13,6 +14,7 @@ from postroom.services import Services
 from postroom.services.accounts import bootstrap
 from postroom.storage.db import Database
 from postroom.storage.migrate import upgrade
+from postroom.storage.repos import ipvolume
 
 runner = CliRunner()
 
@@ -71,3 +73,26 @@ def test_serve_refuses_relay_mode_without_a_smarthost(tmp_path: Path) -> None:
 def test_serve_needs_both_tls_files(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--tls-cert", "c.pem"])
     assert result.exit_code == 2
+
+
+def test_account_set_pool_checks_the_pool_and_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _booted(tmp_path)
+    monkeypatch.setenv(
+        "POSTROOM_DELIVERY__IP_POOLS", '{"vip": {"addresses": [{"address": "192.0.2.7"}]}}'
+    )
+    unknown = runner.invoke(app, ["account", "set-pool", "1", "bulk", "--data-dir", str(data)])
+    assert unknown.exit_code == 1 and "no IP pool named 'bulk'" in unknown.output
+    missing = runner.invoke(app, ["account", "set-pool", "99", "vip", "--data-dir", str(data)])
+    assert missing.exit_code == 1 and "no account with id 99" in missing.output
+    ok = runner.invoke(app, ["account", "set-pool", "1", "vip", "--data-dir", str(data)])
+    assert ok.exit_code == 0, ok.output
+    settings = Settings(storage={"data_dir": data})
+    db = Database.from_url(settings.database_url)
+    try:
+        assert db.read_sync(lambda c: ipvolume.pools_of(c, [1])) == {1: "vip"}
+    finally:
+        db.close()
+    cleared = runner.invoke(app, ["account", "set-pool", "1", "--data-dir", str(data)])
+    assert cleared.exit_code == 0, cleared.output

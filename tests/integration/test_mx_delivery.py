@@ -13,13 +13,11 @@ verifies ``shop.example`` the way test_domain_sending.py does.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import dkim as dkimpy  # type: ignore[import-untyped]
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
@@ -34,72 +32,7 @@ from postroom.services.accounts import Bootstrap
 from postroom.services.dns import DnsPythonResolver
 from postroom.storage.tables import deliveries, events
 from postroom.workers.delivery import DeliveryWorker
-
-
-class Receiver:
-    """An aiosmtpd handler that records what it accepts and answers as told."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-        self.unknown: set[str] = set()
-        self.defer_data = 0  # answer 451 to this many DATA commands
-        self.always_defer = False
-
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
-        self,
-        server: SMTP,
-        session: SmtpSession,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if address in self.unknown:
-            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: SmtpSession, envelope: Envelope
-    ) -> str:
-        if self.always_defer or self.defer_data > 0:
-            self.defer_data -= 1
-            return "451 4.3.0 Temporary local problem, please try again"
-        content = envelope.original_content or b""
-        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
-        return "250 2.0.0 Ok: queued as ABC123"
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as a:
-            a.bind(("127.0.0.2", 0))
-            port = int(a.getsockname()[1])
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.3", port))
-                except OSError:
-                    continue
-            return port
-
-
-class Receivers:
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.primary, self.secondary = Receiver(), Receiver()
-        self.controllers = {
-            "127.0.0.2": Controller(self.primary, hostname="127.0.0.2", port=self.port),
-            "127.0.0.3": Controller(self.secondary, hostname="127.0.0.3", port=self.port),
-        }
-        self.running: set[str] = set()
-
-    def start(self, address: str) -> None:
-        self.controllers[address].start()
-        self.running.add(address)
-
-    def stop(self, address: str) -> None:
-        if address in self.running:
-            self.controllers[address].stop()
-            self.running.discard(address)
+from smtppeers import Receivers
 
 
 @pytest.fixture
@@ -121,8 +54,7 @@ def mx(services: Services, dns_server: LocalDnsServer) -> Iterator[Receivers]:
     cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
     cfg.retry_first_delay, cfg.retry_max_delay, cfg.retry_window = 1.0, 60.0, 5.0
     yield receivers
-    for address in list(receivers.running):
-        receivers.stop(address)
+    receivers.close()
 
 
 def _mail(*to: str, sender: str = "orders@shop.example") -> dict[str, Any]:

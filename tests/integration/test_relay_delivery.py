@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 from aiosmtpd.smtp import Session as SmtpSession
@@ -117,3 +120,63 @@ def test_wrong_smarthost_credentials_defer_rather_than_bounce(
     [row] = services.db.read_sync(lambda c: c.execute(select(deliveries)).mappings().all())
     assert row["state"] == "queued" and row["attempts"] == 1
     assert smarthost.received == []
+
+
+def test_relay_over_implicit_tls_verifies_the_smarthost_and_authenticates(
+    client: TestClient, boot: Bootstrap, services: Services, tmp_path: Path
+) -> None:
+    # A port-465 style smarthost: TLS from the first byte, its certificate issued by a
+    # private CA that relay_ca_file names. (aiosmtpd only counts STARTTLS as TLS for its
+    # auth_require_tls, hence False: the connection is TLS from the start anyway.)
+    ca = trustme.CA()
+    ca_file = tmp_path / "relay-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    handler = Smarthost()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=handler.authenticate,
+        auth_require_tls=False,
+        ssl_context=server_context,
+    )
+    controller.start()
+    try:
+        cfg = services.settings.delivery
+        cfg.relay_host, cfg.relay_port, cfg.relay_tls = "127.0.0.1", port, "implicit"
+        cfg.relay_ca_file = str(ca_file)
+        cfg.relay_username, cfg.relay_password = "relay-user", "s3cret"
+        cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
+        mail = {
+            "from": {"email": "o@shop.example"},
+            "to": [{"email": "a@d.example"}],
+            "subject": "Over 465",
+            "text": "TLS all the way.",
+        }
+        assert client.post("/api/send", json=mail).status_code == 200
+        cfg.mode = DeliveryMode.RELAY
+        asyncio.run(DeliveryWorker(services).run_once())
+        rows = services.db.read_sync(lambda c: c.execute(select(deliveries)).mappings().all())
+        assert [r["state"] for r in rows] == ["delivered"], rows[0]["last_response"]
+        assert handler.logins == ["relay-user"]
+        query = select(events.c.details).where(events.c.kind == "delivery")
+        [details] = services.db.read_sync(lambda c: c.execute(query).scalars().all())
+        assert str(details["tls"]).startswith("TLSv1")
+
+        # The same smarthost with an untrusted certificate: deferred, nothing sent.
+        cfg.relay_ca_file = None
+        handler.received.clear()
+        cfg.mode = DeliveryMode.SANDBOX
+        assert client.post("/api/send", json=mail).status_code == 200
+        cfg.mode = DeliveryMode.RELAY
+        asyncio.run(DeliveryWorker(services).run_once())
+        rows = services.db.read_sync(lambda c: c.execute(select(deliveries)).mappings().all())
+        assert sorted(r["state"] for r in rows) == ["delivered", "queued"]
+        assert handler.received == []
+    finally:
+        controller.stop()

@@ -51,3 +51,19 @@ def test_toml_file_is_read_and_environment_wins(
 def test_database_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     settings = Settings(storage={"data_dir": tmp_path})
     assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'postroom.db'}"
+
+
+def test_egress_and_mta_sts_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POSTROOM_EGRESS__ALLOWED_NETWORKS", '["127.0.0.0/8", "fd00::/8"]')
+    monkeypatch.setenv("POSTROOM_MTA_STS__ENABLED", "false")
+    settings = Settings()
+    assert [str(net) for net in settings.egress.allowed_networks] == ["127.0.0.0/8", "fd00::/8"]
+    assert settings.mta_sts.enabled is False
+    assert settings.mta_sts.max_policy_bytes == 64 * 1024
+
+
+def test_allowed_networks_must_be_networks() -> None:
+    with pytest.raises(ValueError):
+        Settings(egress={"allowed_networks": ["localhost"]})

@@ -264,6 +264,27 @@ def account_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> 
     out.print(table)
 
 
+@account_app.command("set-pool")
+def account_set_pool(
+    account_id: Annotated[int, typer.Argument(help="The account's id (see `account list`).")],
+    pool: Annotated[
+        str | None, typer.Argument(help="A pool of delivery.ip_pools; omit to clear.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send an account's mail from its own IP pool (or, with no POOL, its stream's)."""
+    services = _open(_settings(data_dir, database_url))
+    try:
+        account_service.set_ip_pool(services, account_id, pool)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        services.db.close()
+    out.print(f"account {account_id}: IP pool {pool or '(the stream’s)'}")
+
+
 @db_app.command("migrate")
 def db_migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Bring the database to the current schema."""

@@ -32,38 +32,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from postroom.config import DeliveryMode
+from postroom.config import DeliveryMode, DeliverySettings, IpPoolSettings
 from postroom.domain import returnpath
 from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
+from postroom.domain.ippools import Allocator, IpPool, SourceIp, pool_for
 from postroom.domain.providers import provider_of
 from postroom.domain.retry import RetrySchedule, next_attempt
-from postroom.domain.throttle import SiteLimits, Throttles, is_rate_limit_reply
+from postroom.domain.throttle import (
+    SiteLimits,
+    SiteThrottle,
+    Throttles,
+    is_rate_limit_reply,
+    site_key,
+)
 from postroom.events.recorder import delivery_event
 from postroom.mta.classify import BounceCategory, Classification, Outcome, classify_reply
-from postroom.mta.pool import PooledSession, SessionPool
+from postroom.mta.lanes import SiteRunner
+from postroom.mta.mtasts import MtaStsResolver, Policy, plan_mx
+from postroom.mta.pool import SessionPool
 from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
-from postroom.mta.session import SendResult, SessionConfig, SessionError, TlsPolicy
+from postroom.mta.session import SendResult, Session, SessionConfig, SessionError, TlsPolicy
 from postroom.mta.signing import Signer
 from postroom.queue import leases
 from postroom.services import Services, suppressions
+from postroom.services.egress import tls_context
+from postroom.storage.repos import ipvolume
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.tables import message_bodies, messages
 
 log = logging.getLogger("postroom.mta")
 
 NO_BODY = "the message body is no longer stored"
-MAX_THROTTLE_WAIT = 5.0  # seconds one group may wait for its site; the rest waits a round
 RELAY_SITE = "relay"
+# DNS lookups in flight at once while routing a round: a round may name hundreds of
+# domains, and a burst of that many queries makes small resolvers drop some (a dropped
+# query is a timeout, i.e. a deferred delivery).
+ROUTE_CONCURRENCY = 8
 
 
 @dataclass(slots=True)
@@ -80,6 +96,8 @@ class Group:
 class RoundPlan:
     groups: list[Group] = field(default_factory=list)
     missing: list[dict[str, Any]] = field(default_factory=list)
+    volume: dict[str, int] = field(default_factory=dict)  # today's recipients per source IP
+    account_pools: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -92,6 +110,7 @@ class Result:
     sending_ip: str = ""
     tls: str | None = None
     provider: str = ""
+    mta_sts: str | None = None  # an MTA-STS policy failure seen on the way (testing mode)
 
 
 def plan_round(
@@ -121,7 +140,20 @@ def plan_round(
             groups[key] = Group(message, signed[message["id"]], domain, [])
         groups[key].deliveries.append(delivery)
     plan.groups = list(groups.values())
+    if services.settings.delivery.ip_pools:
+        plan.volume = ipvolume.sent_on(conn, now.astimezone(UTC).date())
+        plan.account_pools = ipvolume.pools_of(conn, (int(d["account_id"]) for d in leased))
     return plan
+
+
+@dataclass(slots=True)
+class Job:
+    """A group with its route and the local address it leaves from."""
+
+    group: Group
+    route: Route
+    source: str | None
+    policy: Policy | None = None  # the domain's MTA-STS policy, if it publishes one
 
 
 class MxEngine:
@@ -141,73 +173,152 @@ class MxEngine:
             )
         )
         self.rand = random.random
-        self._pool: SessionPool | None = None
-        tls: TlsPolicy = "opportunistic"
-        self.credentials: tuple[str, str] | None = None
-        if self.mode is DeliveryMode.RELAY:
-            if not cfg.relay_host:
-                raise ValueError("relay mode needs delivery.relay_host")
-            if cfg.relay_tls == "implicit":
-                raise ValueError("relay_tls 'implicit' (port 465) is not supported yet")
-            if cfg.relay_tls not in ("starttls", "none"):
-                raise ValueError(f"unknown relay_tls {cfg.relay_tls!r}")
-            tls = "required" if cfg.relay_tls == "starttls" else "none"
-            if cfg.relay_username:
-                self.credentials = (cfg.relay_username, cfg.relay_password or "")
-            self.router: Router | None = None
-        else:
-            self.router = Router(services.get_resolver(), port=cfg.port)
-        self.session_config = SessionConfig(
-            ehlo_name=cfg.ehlo_name,
-            port=cfg.relay_port if self.mode is DeliveryMode.RELAY else cfg.port,
-            connect_timeout=cfg.connect_timeout,
-            command_timeout=cfg.command_timeout,
-            data_timeout=max(cfg.command_timeout, 600.0),
-            tls=tls,
+        self.pools = ip_pools(cfg.ip_pools)
+        self._runners: list[SiteRunner[Job, Result]] = []
+        self._connections = asyncio.Semaphore(max(1, cfg.max_connections))
+        self.router = (
+            None
+            if self.mode is DeliveryMode.RELAY
+            else Router(services.get_resolver(), port=cfg.port)
         )
-        self.schedule = RetrySchedule(
-            first_delay=cfg.retry_first_delay,
-            factor=cfg.retry_factor,
-            max_delay=max(cfg.retry_max_delay, cfg.retry_first_delay),
-            window=cfg.retry_window,
-        )
+        self.session_config = _session_config(cfg, relay=self.mode is DeliveryMode.RELAY)
+        self.sts: MtaStsResolver | None = None
+        self.verified_config = self.session_config
+        if self.router is not None:
+            self.sts = MtaStsResolver.from_settings(services.settings, services.get_resolver())
+            self.verified_config = replace(
+                self.session_config,
+                tls="required",
+                tls_context=tls_context(services.settings.egress.ca_bundle),
+            )
+        self.schedules = {
+            stream: _schedule(cfg, window) for stream, window in cfg.retry_window_by_stream.items()
+        }
+        self.default_schedule = _schedule(cfg, cfg.retry_window)
+
+    def schedule_for(self, stream: str) -> RetrySchedule:
+        return self.schedules.get(stream, self.default_schedule)
 
     def open_connections(self) -> dict[str, int]:
         """Open outbound connections per site right now (for /metrics)."""
-        pool = self._pool
-        return pool.open_by_site() if pool is not None else {}
+        counts: dict[str, int] = {}
+        for runner in list(self._runners):
+            counts[runner.site] = counts.get(runner.site, 0) + runner.open_connections
+        return counts
 
     async def run_round(self, leased: list[dict[str, Any]], now: datetime) -> int:
         """Deliver one leased batch; returns how many deliveries got an outcome."""
         services = self.services
         plan = await services.db.read(lambda conn: plan_round(services, conn, leased, now))
-        pool = SessionPool(self.session_config, credentials=self.credentials)
-        self._pool = pool
-        results: list[Result] = []
+        results, jobs, postponed = await self._assign(plan, now)
+        deadline = time.monotonic() + services.settings.delivery.round_seconds
+        runners = [
+            SiteRunner[Job, Result](
+                site, throttle, self._connections, deadline, self._new_pool, self._deliver
+            )
+            for site, (throttle, _) in jobs.items()
+        ]
+        self._runners = runners
         try:
-            for group in plan.groups:
-                results += await self._deliver(group, pool)
+            await asyncio.gather(*(r.run(jobs[r.site][1]) for r in runners))
         finally:
-            self._pool = None
-            await pool.close_all()
+            self._runners = []
         done = services.clock.now()
+        for runner in runners:
+            results += runner.results
+            for job, wait in runner.postponed:
+                until = done + timedelta(seconds=wait)
+                postponed += [(d, until) for d in job.group.deliveries]
         return await services.db.write(
             lambda conn: apply_round(
-                services, conn, results, plan.missing, self.schedule, done, self.rand
+                services,
+                conn,
+                results,
+                plan.missing,
+                self.schedule_for,
+                done,
+                self.rand,
+                postponed=postponed,
             )
         )
 
+    async def _assign(
+        self, plan: RoundPlan, now: datetime
+    ) -> tuple[
+        list[Result],
+        dict[str, tuple[SiteThrottle, list[Job]]],
+        list[tuple[dict[str, Any], datetime]],
+    ]:
+        """Route every group, pick its source address and sort it into its site's jobs."""
+        domains = sorted({g.domain for g in plan.groups})
+        gate = asyncio.Semaphore(ROUTE_CONCURRENCY)
+
+        async def gated(domain: str) -> tuple[Route | Classification, Policy | None]:
+            async with gate:
+                route = await self._route(domain)
+                if isinstance(route, Classification) or self.sts is None:
+                    return route, None
+                return route, await self.sts.policy(domain)
+
+        routed = dict(zip(domains, await asyncio.gather(*map(gated, domains)), strict=True))
+        allocator = Allocator(
+            now.astimezone(UTC).date(),
+            self.services.settings.delivery.warmup_caps,
+            dict(plan.volume),
+            self.rand,
+        )
+        results: list[Result] = []
+        postponed: list[tuple[dict[str, Any], datetime]] = []
+        jobs: dict[str, tuple[SiteThrottle, list[Job]]] = {}
+        for group in plan.groups:
+            route, policy = routed[group.domain]
+            if isinstance(route, Classification):
+                results += self._all(group, route)
+                continue
+            pool = self._pool_of(group, plan.account_pools)
+            source = allocator.take(pool, len(group.deliveries)) if pool is not None else None
+            if pool is not None and source is None:  # every address at today's cap
+                tomorrow = datetime.combine(allocator.today + timedelta(days=1), dt_time(), UTC)
+                postponed += [(d, tomorrow) for d in group.deliveries]
+                continue
+            throttle = self.throttles.for_site(route.site)
+            key = site_key(route.site, self.throttles.table)
+            jobs.setdefault(key, (throttle, []))[1].append(Job(group, route, source, policy))
+        return results, jobs, postponed
+
+    def _pool_of(self, group: Group, account_pools: dict[int, str]) -> IpPool | None:
+        first = group.deliveries[0]
+        return pool_for(
+            self.pools,
+            account_pool=account_pools.get(int(first["account_id"])),
+            stream_pools=self.services.settings.delivery.stream_pools,
+            stream=str(first["stream"]),
+        )
+
+    def _new_pool(self) -> SessionPool:
+        return SessionPool(self.session_config)
+
     # --- one group
 
-    async def _route(self, domain: str) -> Route:
+    async def _route(self, domain: str) -> Route | Classification:
+        """The route, or the classification every delivery to ``domain`` gets."""
         if self.router is None:
             host = self.services.settings.delivery.relay_host or ""
             return Route(domain, (MxHost(host, 0, (host,)),), RELAY_SITE, implicit=True)
-        return await self.router.route(domain)
+        try:
+            return await self.router.route(domain)
+        except NullMx as exc:
+            return classify_reply(556, f"5.1.10 {exc}")
+        except NoRoute as exc:
+            if exc.permanent:
+                return Classification(
+                    Outcome.HARD_BOUNCE, BounceCategory.BAD_DOMAIN, 550, "5.1.2", str(exc)
+                )
+            return Classification(Outcome.SOFT_BOUNCE, BounceCategory.DNS, 451, "4.4.3", str(exc))
 
-    async def _deliver(self, group: Group, pool: SessionPool) -> list[Result]:
-        results = await self._attempt(group, pool)
-        provider = self._provider(group.domain)
+    async def _deliver(self, job: Job, pool: SessionPool) -> list[Result]:
+        results = await self._attempt(job, pool)
+        provider = self._provider(job.group.domain)
         for r in results:
             r.provider = provider
         return results
@@ -217,36 +328,26 @@ class MxEngine:
         hosts = self.router.cached_hosts(domain) if self.router is not None else ()
         return provider_of(domain, hosts)
 
-    async def _attempt(self, group: Group, pool: SessionPool) -> list[Result]:
-        try:
-            route = await self._route(group.domain)
-        except NullMx as exc:
-            return self._all(group, classify_reply(556, f"5.1.10 {exc}"))
-        except NoRoute as exc:
-            if exc.permanent:
-                unroutable = Classification(
-                    Outcome.HARD_BOUNCE, BounceCategory.BAD_DOMAIN, 550, "5.1.2", str(exc)
-                )
-            else:
-                unroutable = Classification(
-                    Outcome.SOFT_BOUNCE, BounceCategory.DNS, 451, "4.4.3", str(exc)
-                )
-            return self._all(group, unroutable)
+    async def _attempt(self, job: Job, pool: SessionPool) -> list[Result]:
+        group, route = job.group, job.route
         site = self.throttles.for_site(route.site)
         pool.messages_per_connection = site.messages_per_connection
-        pool.site = route.site
-        wait = site.try_take(time.monotonic())
-        if wait > 0:
-            await asyncio.sleep(min(wait, MAX_THROTTLE_WAIT))
         recipients = [str(d["recipient"]) for d in group.deliveries]
         mail_from = self._return_path(group)
         failure: Classification | None = None
         failed_host = ""
+        reports: list[str] = []
         for host in route.hosts:
+            plan = plan_mx(job.policy, host.name)
+            if plan.report:
+                reports.append(plan.report)
+            if not plan.use:
+                continue
+            config = self.verified_config if plan.tls == "required" else self.session_config
             for address in host.addresses:
                 try:
                     session, result = await self._send(
-                        pool, host, address, mail_from, recipients, group.raw
+                        pool, host, address, job.source, config, mail_from, recipients, group.raw
                     )
                 except SessionError as exc:
                     failure, failed_host = exc.classification, host.name
@@ -254,29 +355,46 @@ class MxEngine:
                     continue
                 except ValueError as exc:  # an unsafe address or message: never retried
                     return self._all(group, classify_reply(554, f"5.6.0 {exc}"), host.name)
-                return self._results(group, result, session, site)
-        assert failure is not None  # a route always has at least one address
+                return self._noted(self._results(group, result, session, site), reports)
+        if failure is None:  # MTA-STS enforce: no MX host is one the policy names
+            failure = Classification(
+                Outcome.SOFT_BOUNCE,
+                BounceCategory.POLICY,
+                451,
+                "4.7.5",
+                f"MTA-STS policy of {group.domain} names none of its MX hosts",
+            )
         if is_rate_limit_reply(failure.code, failure.text):
             site.on_rate_limited(time.monotonic())
-        return self._all(group, failure, failed_host)
+        return self._noted(self._all(group, failure, failed_host), reports)
+
+    @staticmethod
+    def _noted(results: list[Result], reports: list[str]) -> list[Result]:
+        if reports:
+            for r in results:
+                r.mta_sts = "; ".join(reports)
+        return results
 
     async def _send(
         self,
         pool: SessionPool,
         host: MxHost,
         address: str,
+        source: str | None,
+        config: SessionConfig,
         mail_from: str,
         recipients: list[str],
         raw: bytes,
-    ) -> tuple[PooledSession, SendResult]:
-        session = pool.cached(address)
+    ) -> tuple[Session, SendResult]:
+        session = pool.cached(address, source, config)
         if session is not None:
             try:
                 session.sent += 1
                 return session, await session.send(mail_from, recipients, raw)
             except SessionError:
-                await pool.discard(address)  # a stale reused connection: one fresh try
-        session = await pool.open(host.name, address)
+                # A stale reused connection: one fresh try.
+                await pool.discard(address, source, config)
+        session = await pool.open(host.name, address, source, config)
         session.sent += 1
         return session, await session.send(mail_from, recipients, raw)
 
@@ -293,7 +411,7 @@ class MxEngine:
             return sender
 
     def _results(
-        self, group: Group, result: SendResult, session: PooledSession, site: Any
+        self, group: Group, result: SendResult, session: Session, site: SiteThrottle
     ) -> list[Result]:
         now = time.monotonic()
         out: list[Result] = []
@@ -321,6 +439,65 @@ class MxEngine:
         return [Result(d, failure, recipient_mx=mx) for d in group.deliveries]
 
 
+def ip_pools(configured: dict[str, IpPoolSettings]) -> dict[str, IpPool]:
+    """The configured pools as :class:`IpPool` values (validated once, at start)."""
+    return {
+        name: IpPool(
+            name,
+            tuple(SourceIp(a.address, a.weight, a.warmup_start) for a in pool.addresses),
+        )
+        for name, pool in configured.items()
+    }
+
+
+def _schedule(cfg: DeliverySettings, window: float) -> RetrySchedule:
+    return RetrySchedule(
+        first_delay=cfg.retry_first_delay,
+        factor=cfg.retry_factor,
+        max_delay=max(cfg.retry_max_delay, cfg.retry_first_delay),
+        window=window,
+    )
+
+
+def _session_config(cfg: DeliverySettings, *, relay: bool) -> SessionConfig:
+    if not relay:
+        return SessionConfig(
+            ehlo_name=cfg.ehlo_name,
+            port=cfg.port,
+            connect_timeout=cfg.connect_timeout,
+            command_timeout=cfg.command_timeout,
+            data_timeout=max(cfg.command_timeout, 600.0),
+        )
+    if not cfg.relay_host:
+        raise ValueError("relay mode needs delivery.relay_host")
+    policies: dict[str, TlsPolicy] = {
+        "starttls": "required",
+        "implicit": "required",
+        "none": "none",
+    }
+    if cfg.relay_tls not in policies:
+        raise ValueError(f"unknown relay_tls {cfg.relay_tls!r} (starttls, implicit or none)")
+    credentials = (cfg.relay_username, cfg.relay_password or "") if cfg.relay_username else None
+    return SessionConfig(
+        ehlo_name=cfg.ehlo_name,
+        port=cfg.relay_port,
+        connect_timeout=cfg.connect_timeout,
+        command_timeout=cfg.command_timeout,
+        data_timeout=max(cfg.command_timeout, 600.0),
+        tls=policies[cfg.relay_tls],
+        tls_context=_relay_context(cfg),
+        implicit_tls=cfg.relay_tls == "implicit",
+        credentials=credentials,
+    )
+
+
+def _relay_context(cfg: DeliverySettings) -> ssl.SSLContext | None:
+    """A verifying context; with relay_ca_file, trusting that CA (a private smarthost)."""
+    if cfg.relay_tls == "none":
+        return None
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.relay_ca_file)
+
+
 # --- apply
 
 
@@ -329,14 +506,29 @@ def apply_round(
     conn: Connection,
     results: Sequence[Result],
     missing: Sequence[dict[str, Any]],
-    schedule: RetrySchedule,
+    schedule_for: Callable[[str], RetrySchedule],
     now: datetime,
     rand: Any = random.random,
+    *,
+    postponed: Sequence[tuple[dict[str, Any], datetime]] = (),
 ) -> int:
-    """Record the round's outcomes in one transaction; returns how many were applied."""
+    """Record the round's outcomes in one transaction; returns how many were applied.
+
+    ``postponed`` deliveries were not attempted (their site had no room, or their pool's
+    addresses reached today's warm-up cap): they go back to the queue, due at the given
+    time, without an attempt or an event.
+    """
     queued = leases.still_queued(
         conn, [r.delivery["id"] for r in results] + [d["id"] for d in missing]
     )
+    for delivery, due in postponed:
+        leases.postpone(conn, delivery["id"], due, now)
+    volume: dict[str, int] = {}
+    for r in results:
+        if r.sending_ip and r.delivery["id"] in queued:
+            volume[r.sending_ip] = volume.get(r.sending_ip, 0) + 1
+    if services.settings.delivery.ip_pools:
+        ipvolume.add(conn, now.astimezone(UTC).date(), volume)
     events: list[dict[str, Any]] = []
     final: dict[tuple[DeliveryState, str], list[str]] = {}
     applied = 0
@@ -356,6 +548,8 @@ def apply_round(
                 "response": response,
                 "tls": r.tls,
             }
+            if r.mta_sts:
+                details["mta_sts"] = r.mta_sts
             events.append(delivery_event(services.ids, d, EventKind.DELIVERY, details, now))
             continue
         details = _bounce_details(r)
@@ -364,7 +558,7 @@ def apply_round(
             events.append(delivery_event(services.ids, d, EventKind.BOUNCE, details, now))
             continue
         until = next_attempt(
-            schedule,
+            schedule_for(str(d["stream"])),
             attempts=int(d["attempts"]) + 1,
             first_attempt_at=d["created_at"],
             now=now,
@@ -412,4 +606,5 @@ def _bounce_details(r: Result) -> dict[str, Any]:
         "response": str(c),
         "response_code": c.code,
         "enhanced_status": c.enhanced,
+        **({"mta_sts": r.mta_sts} if r.mta_sts else {}),
     }

@@ -19,6 +19,11 @@ TLS policy:
   no STARTTLS, a refused STARTTLS or a failed handshake is a temporary failure
   (``4.7.10`` "encryption needed"), never a silent downgrade.
 - ``"none"``: cleartext.
+- ``implicit_tls`` (relay to port 465, RFC 8314 §3.3): TLS from the first byte, with the
+  policy's context; no STARTTLS afterwards.
+
+AUTH (RFC 4954, relay mode): after TLS, with the configured credentials; refused
+credentials are a temporary ``4.7.8`` failure (our configuration, not the recipients').
 
 Security guards, all before a single byte of the command or message is written:
 
@@ -55,6 +60,7 @@ from typing import Literal
 
 import aiosmtplib
 from aiosmtplib import (
+    SMTPAuthenticationError,
     SMTPConnectResponseError,
     SMTPConnectTimeoutError,
     SMTPDataError,
@@ -68,7 +74,13 @@ from aiosmtplib import (
 from aiosmtplib.protocol import SMTPProtocol
 
 from postroom.errors import PostroomError
-from postroom.mta.classify import Classification, classify_failure, classify_reply
+from postroom.mta.classify import (
+    BounceCategory,
+    Classification,
+    Outcome,
+    classify_failure,
+    classify_reply,
+)
 
 TlsPolicy = Literal["opportunistic", "required", "none"]
 
@@ -107,13 +119,16 @@ class SessionConfig:
     # None: chosen from the policy in __post_init__, once per config, because building a
     # verifying context loads the CA store (milliseconds) and sessions are many.
     tls_context: ssl.SSLContext | None = None
-    source_address: str | None = None
+    implicit_tls: bool = False
+    credentials: tuple[str, str] | None = None  # AUTH user name and password (relay)
 
     def __post_init__(self) -> None:
         if self.tls_context is None and self.tls == "opportunistic":
             self.tls_context = _opportunistic_context()
         elif self.tls_context is None and self.tls == "required":
             self.tls_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self.implicit_tls and self.tls == "none":
+            raise ValueError("implicit TLS needs a TLS policy other than 'none'")
 
 
 @dataclass(frozen=True)
@@ -176,12 +191,27 @@ class _Transaction:
 
 
 class Session:
-    """An SMTP session to one address of one MX host (async context manager)."""
+    """An SMTP session to one address of one MX host (async context manager).
 
-    def __init__(self, config: SessionConfig, host_name: str, address: str) -> None:
+    ``source_address`` binds the local end (a pool's sending IP); ``local_address`` is
+    the address the connection really left from (the event's ``sending_ip``), and
+    ``sent`` counts the messages given to it (for messages-per-connection limits).
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        host_name: str,
+        address: str,
+        *,
+        source_address: str | None = None,
+    ) -> None:
         self.config = config
         self.host_name = host_name
         self.address = address
+        self.source_address = source_address
+        self.local_address: str | None = None
+        self.sent = 0
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
         self.tls_fallback = False  # opportunistic handshake failed; cleartext reconnect
@@ -230,16 +260,23 @@ class Session:
             raise
 
     async def _open(self, use_tls: bool) -> None:
-        self._smtp = await self._connect()
+        self._smtp = await self._connect(implicit_tls=use_tls and self.config.implicit_tls)
         try:
             await self._greet(self._smtp)
-            if use_tls:
+            if self.config.implicit_tls and use_tls:
+                self._record_tls(self._smtp)
+            elif use_tls:
                 await self._starttls(self._smtp)
+            sockname = self._smtp.get_transport_info("sockname")
+            if isinstance(sockname, tuple) and sockname:
+                self.local_address = str(sockname[0])
+            if self.config.credentials is not None:
+                await self._login(self._smtp, *self.config.credentials)
         except BaseException:
             self._abort()
             raise
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self, *, implicit_tls: bool) -> aiosmtplib.SMTP:
         cfg = self.config
         smtp = aiosmtplib.SMTP(
             hostname=self.address,
@@ -247,8 +284,12 @@ class Session:
             # Always set: unset, aiosmtplib 5 runs socket.getfqdn() in a thread on every
             # connect, which costs 38% of throughput (perf-baselines.md §2).
             local_hostname=cfg.ehlo_name,
-            source_address=(cfg.source_address, 0) if cfg.source_address else None,
+            source_address=(self.source_address, 0) if self.source_address else None,
             timeout=cfg.command_timeout,
+            # Implicit TLS checks the certificate against the address we connect to, which
+            # is the smarthost's name in relay mode (the only user of implicit TLS).
+            use_tls=implicit_tls,
+            tls_context=cfg.tls_context if implicit_tls else None,
             start_tls=False,  # we decide, after EHLO, per policy
         )
         try:
@@ -257,9 +298,40 @@ class Session:
             raise SessionError(classify_reply(exc.code, exc.message)) from exc
         except SMTPConnectTimeoutError as exc:
             raise SessionError(classify_failure("connect_timeout", str(exc))) from exc
+        except ssl.SSLError as exc:
+            raise SessionError(
+                classify_failure("tls", f"TLS with {self.host_name}: {exc}")
+            ) from exc
         except (SMTPException, OSError) as exc:
             raise SessionError(classify_failure("connect", str(exc))) from exc
         return smtp
+
+    async def _login(self, smtp: aiosmtplib.SMTP, username: str, password: str) -> None:
+        if not smtp.supports_extension("auth"):
+            raise SessionError(
+                Classification(
+                    Outcome.SOFT_BOUNCE,
+                    BounceCategory.AUTHENTICATION,
+                    451,
+                    "4.7.8",
+                    f"{self.host_name} does not offer AUTH (is TLS on?)",
+                )
+            )
+        try:
+            await smtp.login(username, password, timeout=self.config.command_timeout)
+        except SMTPAuthenticationError as exc:
+            # Wrong credentials are our configuration, not the recipients' fault: retry.
+            raise SessionError(
+                Classification(
+                    Outcome.SOFT_BOUNCE,
+                    BounceCategory.AUTHENTICATION,
+                    451,
+                    "4.7.8",
+                    f"smarthost AUTH failed: {exc.code} {exc.message}",
+                )
+            ) from exc
+        except (SMTPException, OSError) as exc:
+            raise SessionError(classify_failure("disconnect", f"AUTH failed: {exc}")) from exc
 
     async def _greet(self, smtp: aiosmtplib.SMTP) -> None:
         """EHLO, or HELO when EHLO is refused with a 5yz (RFC 5321 §4.1.4)."""
@@ -290,12 +362,15 @@ class Session:
             return
         except (SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
             raise _TlsFailed(f"TLS handshake with {self.host_name} failed: {exc}") from exc
+        self._record_tls(smtp)
+        await self._greet(smtp)  # RFC 3207 §4.2: forget the cleartext EHLO
+
+    def _record_tls(self, smtp: aiosmtplib.SMTP) -> None:
         ssl_object = smtp.get_transport_info("ssl_object")
         if isinstance(ssl_object, ssl.SSLObject):
             self.tls_version = ssl_object.version()
             cipher = ssl_object.cipher()
             self.tls_cipher = cipher[0] if cipher else None
-        await self._greet(smtp)  # RFC 3207 §4.2: forget the cleartext EHLO
 
     def _tls_unavailable(self, reason: str) -> None:
         """Opportunistic: carry on in cleartext. Required: a temporary failure."""

@@ -100,6 +100,25 @@ def defer(
     )
 
 
+def postpone(conn: Connection, delivery_id: str, until: datetime, now: datetime) -> None:
+    """Give a leased delivery back unattempted (its site or IP had no room), due at ``until``.
+
+    Unlike :func:`defer` this is not a retry: ``attempts`` is unchanged and the lease count
+    is reset, since the lease ended normally rather than in a crash.
+    """
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.state == _QUEUED)
+        .values(
+            next_attempt_at=until,
+            lease_count=0,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+
+
 def shunt_crash_loops(conn: Connection, now: datetime, max_leases: int) -> list[dict[str, Any]]:
     """Shunt queued rows whose last lease expired after ``max_leases`` leases."""
     statement = (

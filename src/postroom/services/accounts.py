@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from postroom.domain import tokens
 from postroom.services import Services
 from postroom.storage.repos import accounts as repo
+from postroom.storage.repos import ipvolume
 from postroom.storage.repos import sandbox as sandbox_repo
 
 # Scopes a token may carry. "admin" may do everything in its account; "send" may only
@@ -127,3 +128,15 @@ def issue_token(
         return create_token(services, conn, target, name, scopes, created_by="cli")
 
     return services.db.write_sync(run)
+
+
+def set_ip_pool(services: Services, account_id: int, pool: str | None) -> None:
+    """Send ``account_id``'s mail from IP pool ``pool`` (None: its stream's pool).
+
+    Raises ValueError for an unknown account or a pool the settings do not define.
+    """
+    if pool is not None and pool not in services.settings.delivery.ip_pools:
+        known = ", ".join(sorted(services.settings.delivery.ip_pools)) or "none configured"
+        raise ValueError(f"no IP pool named {pool!r} in delivery.ip_pools ({known})")
+    if not services.db.write_sync(lambda conn: ipvolume.set_pool(conn, account_id, pool)):
+        raise ValueError(f"no account with id {account_id}")

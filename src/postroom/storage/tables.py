@@ -70,6 +70,8 @@ accounts = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False),
     Column("delivery_mode", String(16), nullable=True),
+    # The IP pool (delivery.ip_pools) this account's mail leaves from; None: its stream's.
+    Column("ip_pool", String(64), nullable=True),
     Column("created_at", Stamp, nullable=False),
 )
 
@@ -349,4 +351,14 @@ bounce_strikes = Table(
     Column("sending_stream", String(16), primary_key=True),
     Column("strikes", Integer, nullable=False),
     Column("window_start", Stamp, nullable=False),
+)
+
+ip_volume = Table(
+    "ip_volume",
+    metadata,
+    # Recipients sent per local address per UTC day: the warm-up caps' memory
+    # (postroom.domain.ippools), so a restart does not reset a warm-up day.
+    Column("address", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD
+    Column("sent", BigInteger, nullable=False),
 )
