@@ -390,6 +390,8 @@ def postroom_server(
         str(port),
         "--bulk-port",
         str(bulk_port),
+        "--inbound-port",
+        str(free_port()),
     ]
     if (url := backend.database_url()) is not None:
         args += ["--database-url", url]

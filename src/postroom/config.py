@@ -310,6 +310,38 @@ class TemplateSettings(BaseModel):
     )
 
 
+class BounceSettings(BaseModel):
+    """Bounces, complaints and suppressions: the inbound listener and the policy."""
+
+    inbound_host: str = Field(
+        "127.0.0.1",
+        description="Address the inbound SMTP listener binds to (the return-path domains' "
+        "MX must reach it; 0.0.0.0 in production).",
+    )
+    inbound_port: int = Field(
+        2526, description="Port of the inbound SMTP listener for bounces and feedback reports."
+    )
+    inbound_enabled: bool = Field(True, description="Run the inbound listener in `serve`.")
+    max_message_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest bounce or report accepted (SMTP SIZE)."
+    )
+    max_recipients: int = Field(100, description="Recipients accepted per inbound message.")
+    local_parts: list[str] = Field(
+        default_factory=lambda: ["postmaster", "abuse", "fbl"],
+        description="Local parts accepted besides signed return paths (feedback loops, "
+        "RFC 2142 role addresses); every other local part is refused.",
+    )
+    soft_bounce_threshold: int = Field(
+        3,
+        description="Mailbox-full bounces of one recipient, within soft_bounce_window_days, "
+        "that suppress it for soft_bounce_ttl_days (0: never).",
+    )
+    soft_bounce_window_days: float = Field(7.0, description="Window for counting them.")
+    soft_bounce_ttl_days: float = Field(
+        30.0, description="Days a soft-bounce suppression lasts before it expires."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one Postroom installation."""
 
@@ -332,6 +364,9 @@ class Settings(BaseSettings):
     )
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Secrets at rest."
+    )
+    bounces: BounceSettings = Field(
+        default_factory=BounceSettings, description="Bounces, complaints and suppressions."
     )
     egress: EgressSettings = Field(default_factory=EgressSettings, description="Outbound HTTP.")
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")

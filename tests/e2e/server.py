@@ -198,6 +198,9 @@ def start_server(
         str(port),
         "--bulk-port",
         str(bulk_port),
+        # The inbound (bounce) listener too: never its fixed default port in tests.
+        "--inbound-port",
+        str(free_ports(1)[0]),
     ]
     if tls:
         command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]

@@ -47,9 +47,9 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    from postroom.api.routes import domains, sandbox, templates
+    from postroom.api.routes import domains, sandbox, suppressions, templates
 
-    return [sending, accounts, sandbox, domains, templates]
+    return [sending, accounts, sandbox, domains, templates, suppressions]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Local commands work on the database directly and honour ``--data-dir`` and
 ``--database-url`` exactly as ``serve`` does, so a script can create a token for the
 instance it started::
 
-    postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P]
+    postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
                    [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
                    [--dns-server HOST:PORT]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
@@ -151,6 +151,13 @@ def serve(
         typer.Option(envvar="POSTROOM_SERVER__TLS_KEY", help="PEM private key for --tls-cert."),
     ] = None,
     dns_server: DnsServer = None,
+    inbound_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_BOUNCES__INBOUND_PORT",
+            help="Inbound SMTP port for bounces and feedback reports (return-path domains).",
+        ),
+    ] = None,
 ) -> None:
     """Run every role in one process: both API listeners, the worker and the scheduler."""
     settings = _settings(
@@ -165,6 +172,7 @@ def serve(
         },
         delivery={"mode": delivery_mode},
         dns={"server": dns_server},
+        bounces={"inbound_port": inbound_port},
     )
     _check_dns_server(settings)
     if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
@@ -183,6 +191,11 @@ def serve(
     try:
         sockets = {cfg.port: bind(cfg.host, cfg.port, "--port")}
         sockets[cfg.bulk_port] = bind(cfg.host, cfg.bulk_port, "--bulk-port")
+        inbound = settings.bounces
+        if inbound.inbound_enabled:
+            sockets[inbound.inbound_port] = bind(
+                inbound.inbound_host, inbound.inbound_port, "--inbound-port"
+            )
     except PortInUse as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -1,8 +1,9 @@
 """Run every role of ``postroom serve`` in one process and one event loop.
 
-Two uvicorn servers (transactional and bulk listeners), the delivery worker and the
-scheduler share the loop. Signals are handled here, once, for all of them: uvicorn's own
-handlers would let only the last server installed hear SIGINT/SIGTERM.
+Two uvicorn servers (transactional and bulk listeners), the inbound SMTP listener for
+bounces, the delivery worker and the scheduler share the loop. Signals are handled here,
+once, for all of them: uvicorn's own handlers would let only the last server installed
+hear SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvicorn
 
 from postroom.api.app import create_app
 from postroom.domain.streams import Stream
+from postroom.inbound import listener
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.workers.delivery import DeliveryWorker
@@ -109,11 +111,17 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     ]
     tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
     tasks.append(asyncio.create_task(Scheduler(services).run(stop), name="scheduler"))
+    inbound_port = services.settings.bounces.inbound_port
+    inbound = None
+    if services.settings.bounces.inbound_enabled and inbound_port in sockets:
+        inbound = await listener.start(services, sockets[inbound_port])
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     for server in servers:
         server.should_exit = True
+    if inbound is not None:
+        inbound.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         if task is not stopper and task.exception():

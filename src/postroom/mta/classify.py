@@ -59,6 +59,11 @@ class BounceCategory(StrEnum):
     OTHER = "other"
 
 
+# Only these say something about the address itself; every other category is about the
+# message, the sender or the path, and never suppresses a recipient.
+RECIPIENT_CATEGORIES = frozenset({BounceCategory.BAD_MAILBOX, BounceCategory.BAD_DOMAIN})
+
+
 @dataclass(frozen=True)
 class Classification:
     outcome: Outcome
@@ -70,6 +75,11 @@ class Classification:
     @property
     def is_permanent(self) -> bool:
         return self.outcome is Outcome.HARD_BOUNCE
+
+    @property
+    def recipient_fault(self) -> bool:
+        """The failure is a property of the recipient address (suppress it when permanent)."""
+        return self.category in RECIPIENT_CATEGORIES
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}" if self.text else str(self.code)
@@ -136,6 +146,11 @@ _BAD_DOMAIN = _words(
     r"unroutable",
     r"name service error",
     r"\bnull mx\b",
+    r"(?:illegal|invalid) (?:host|domain)",
+    r"domain (?:is )?not reachable",
+    r"no mx records? (?:found|for)",
+    r"indicated no smtp service",
+    r"(?:host|domain) does not accept (?:e-?)?mail",
 )
 _BAD_MAILBOX = _words(
     r"user unknown",
@@ -150,6 +165,7 @@ _BAD_MAILBOX = _words(
     r"not a valid (?:mailbox|recipient|user)",
     r"(?:mailbox|account) (?:is )?(?:disabled|inactive|deactivated|suspended)",
     r"no mailbox",
+    r"not listed in (?:the )?(?:domino directory|public name)",
 )
 _MAILBOX_UNAVAILABLE = _words(r"mailbox (?:is )?unavailable")
 _NULL_MX = _words(r"\bnull mx\b")
@@ -168,6 +184,7 @@ _POLICY = _words(
     r"relay(?:ing)? (?:denied|not permitted|access denied)",
     r"not permitted",
     r"policy",
+    r"at a rate",
 )
 _SENDER = _words(r"sender address rejected", r"\bsender\b[^.;]{0,30}\b(?:rejected|denied)")
 # Microsoft directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access
@@ -210,6 +227,12 @@ def _addressing_category(detail: int, text: str) -> BounceCategory:
     """X.1.x: addressing status."""
     if detail in (7, 8) or _SENDER.search(text):  # bad sender address/system: our side
         return BounceCategory.POLICY
+    # Some servers overload X.1.x for blocks of the *sender* ("5.1.3 ... Spamhaus",
+    # "5.1.0 ... not allowed to send per its SPF record"): never the recipient's fault.
+    if _STRONG_SPAM.search(text):
+        return BounceCategory.SPAM_BLOCK
+    if _AUTH.search(text):
+        return BounceCategory.AUTHENTICATION
     if detail == 2 or (detail == 10 and _NULL_MX.search(text)):
         return BounceCategory.BAD_DOMAIN
     if detail in (0, 1, 3, 4, 6, 10):
@@ -220,7 +243,8 @@ def _addressing_category(detail: int, text: str) -> BounceCategory:
 def _mailbox_category(detail: int, text: str, code: int) -> BounceCategory:
     """X.2.x: mailbox status."""
     if detail == 1:  # mailbox disabled, not accepting messages
-        return BounceCategory.BAD_MAILBOX
+        # Gmail also answers 5.2.1 when a mailbox receives mail too fast.
+        return BounceCategory.POLICY if _POLICY.search(text) else BounceCategory.BAD_MAILBOX
     if detail == 2:
         return BounceCategory.MAILBOX_FULL
     return _by_keywords(text, code) or BounceCategory.OTHER
@@ -349,3 +373,65 @@ def classify_failure(exc_kind: str, text: str) -> Classification:
     """
     enhanced = _FAILURE_ENHANCED.get(exc_kind, "4.4.0")
     return Classification(Outcome.SOFT_BOUNCE, BounceCategory.NETWORK, 451, enhanced, text)
+
+
+# --- asynchronous reports (RFC 3464 DSNs, non-standard bounces) ---------------------------
+
+_DSN_TYPE = re.compile(r"^\s*[A-Za-z0-9-]+\s*;\s*")  # "smtp; ", "X-Postfix; "
+_BASIC = re.compile(r"^\s*(?P<code>[245]\d\d)(?:[\s-]|$)")
+_STATUS = re.compile(r"^\s*(?P<cls>[245])\.(?P<subject>\d{1,3})\.(?P<detail>\d{1,3})")
+
+
+def _code_for(enhanced: str | None, action: str) -> int:
+    """A basic reply code when a report gives none: from the status class, else the action."""
+    if enhanced is not None:
+        return {"2": 250, "4": 450, "5": 550}[enhanced[0]]
+    return 450 if action == "delayed" else 550
+
+
+def classify_dsn(
+    status: str, diagnostic: str, action: str = "failed", context: str = ""
+) -> Classification:
+    """Classify one recipient of a DSN from its ``Status``, ``Diagnostic-Code`` and ``Action``.
+
+    The diagnostic code's reply text carries most of the evidence; the ``Status`` field
+    is the enhanced code when the text has none (RFC 3464 makes ``Status`` mandatory, the
+    diagnostic optional). ``delayed`` is never permanent, whatever the codes say. When
+    neither field explains the failure, ``context`` (the report's human-readable text)
+    is searched for keywords.
+    """
+    text = _DSN_TYPE.sub("", diagnostic, count=1).strip() if diagnostic else ""
+    found = _STATUS.match(status or "")
+    enhanced = f"{found['cls']}.{int(found['subject'])}.{int(found['detail'])}" if found else None
+    basic = _BASIC.match(text)
+    if parse_enhanced(text) is None and enhanced is not None:
+        # Put the Status in front of the reply text so classify_reply sees it.
+        rest = text[basic.end() :] if basic else text
+        text = f"{basic['code'] + ' ' if basic else ''}{enhanced} {rest}".strip()
+    code = int(basic["code"]) if basic else _code_for(enhanced or parse_enhanced(text), action)
+    if action == "delayed" and code >= 500:
+        code = 450
+    result = classify_reply(code, text)
+    if result.outcome is not Outcome.DELIVERED and context and result.category in _VAGUE:
+        better = _by_keywords(context, code)
+        if better is not None:
+            return Classification(result.outcome, better, code, result.enhanced, result.text)
+    return result
+
+
+def classify_text(reply: str | None, context: str) -> Classification:
+    """Classify a non-standard bounce: the reply it quotes, else the words around it."""
+    if reply:
+        basic = _BASIC.match(reply)
+        enhanced = parse_enhanced(reply)
+        if basic is None and enhanced is None:
+            found = _ENHANCED_ANYWHERE.search(reply)
+            enhanced = found.group(0).lstrip("#") if found else None
+        return classify_dsn(enhanced or "", reply, "failed", context)
+    category = _by_keywords(context[:4000], 550) or BounceCategory.OTHER
+    return Classification(Outcome.HARD_BOUNCE, category, 550, None, "")
+
+
+# Categories that say little: the report's own words may say more.
+_VAGUE = frozenset({None, BounceCategory.OTHER, BounceCategory.PROTOCOL})
+_ENHANCED_ANYWHERE = re.compile(r"#?[245]\.\d{1,3}\.\d{1,3}")

@@ -66,7 +66,7 @@ from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
 from postroom.mta.session import SendResult, Session, SessionConfig, SessionError, TlsPolicy
 from postroom.mta.signing import Signer
 from postroom.queue import leases
-from postroom.services import Services
+from postroom.services import Services, suppressions
 from postroom.services.egress import tls_context
 from postroom.storage.repos import ipvolume
 from postroom.storage.repos import messages as message_repo
@@ -595,6 +595,7 @@ def apply_round(
         delivery_event(services.ids, d, EventKind.REJECT, {"reject_reason": NO_BODY}, now)
         for d in gone
     ]
+    suppressions.record_from_events(services, conn, events, now)
     message_repo.insert_events(conn, events)
     return applied + len(gone)
 

@@ -30,13 +30,14 @@ from postroom.domain.deliveries import DeliveryState
 from postroom.domain.emailtemplates import CompiledEmailTemplate, RenderOptions
 from postroom.domain.events import EventKind
 from postroom.domain.handlebars import TemplateError
+from postroom.domain.ids import IdFactory
 from postroom.domain.messages import MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains, templates
+from postroom.services import Services, domains, suppressions, templates
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -132,7 +133,7 @@ async def accept_messages(
         prepared = await asyncio.to_thread(
             _prepare_all, services, origin, senders, used, drafts, now
         )
-    stored = await services.db.write_many(_store_many, (origin, prepared, now))
+    stored = await services.db.write_many(_store_many, (origin, prepared, now, services.ids))
     if isinstance(stored, Exception):
         raise stored
     outcomes: list[Outcome | Exception] = stored
@@ -297,21 +298,24 @@ def _delivery_rows(
 
 
 def _store_many(
-    conn: Connection, items: list[tuple[Origin, list[_Prepared | Exception], datetime]]
+    conn: Connection,
+    items: list[tuple[Origin, list[_Prepared | Exception], datetime, IdFactory]],
 ) -> list[list[Outcome | Exception] | Exception]:
     """Store every acceptance queued together: one INSERT per table for all of them."""
     gone = [
         origin.inbox_id is not None
         and not sandbox_repo.get_inbox(conn, origin.account_id, origin.inbox_id)
-        for origin, _, _ in items
+        for origin, _, _, _ in items
     ]
     ready = [
         p
-        for (_, prepared, _), missing in zip(items, gone, strict=True)
+        for (_, prepared, _, _), missing in zip(items, gone, strict=True)
         if not missing
         for p in prepared
         if isinstance(p, _Prepared)
     ]
+    if ready:
+        _reject_suppressed(conn, ready, items[0][2], items[0][3])
     # Sandbox sends carry no deliveries or events: they are captured below instead.
     message_repo.insert_accepted(
         conn,
@@ -322,8 +326,44 @@ def _store_many(
     )
     return [
         NotFound("inbox") if missing else _outcomes(conn, origin, prepared, now)
-        for (origin, prepared, now), missing in zip(items, gone, strict=True)
+        for (origin, prepared, now, _), missing in zip(items, gone, strict=True)
     ]
+
+
+def _reject_suppressed(
+    conn: Connection, ready: list[_Prepared], now: datetime, ids: IdFactory
+) -> None:
+    """Suppressed recipients: accepted (they keep their message id), then rejected.
+
+    One indexed query for the whole group commit; the delivery row is stored already
+    ``rejected`` with a ``reject`` event, so the worker never sees it.
+    """
+    candidates = [(d, str(p.message["sender"])) for p in ready for d in p.deliveries]
+    if not candidates:
+        return
+    found = suppressions.screen(conn, candidates, now)
+    if not found:
+        return
+    for p in ready:
+        for d in p.deliveries:
+            kind = found.get(str(d["id"]))
+            d.setdefault("last_response", None)  # one INSERT: every row has the same keys
+            if kind is None:
+                continue
+            reason = suppressions.reject_reason(kind)
+            d.update(state=DeliveryState.REJECTED.value, last_response=reason)
+            p.events.append(
+                event_row(
+                    ids,
+                    int(d["account_id"]),
+                    EventKind.REJECT,
+                    str(d["id"]),
+                    d["stream"],
+                    d["recipient"],
+                    {"reject_reason": reason},
+                    now,
+                )
+            )
 
 
 def _outcomes(

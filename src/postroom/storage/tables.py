@@ -287,6 +287,76 @@ dkim_keys = Table(
     UniqueConstraint("domain_id", "selector", name="uq_dkim_keys_domain_selector"),
 )
 
+suppressions = Table(
+    "suppressions",
+    metadata,
+    # Recipients Postroom will not send to (spec §4.2). ``sending_stream`` is the stream
+    # the entry applies to, or "any" (hard bounces and complaints suppress across
+    # streams); ``domain_name`` restricts an unsubscription to mail from that sending
+    # domain. ``expires_at`` is set on entries derived from repeated soft bounces.
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("sending_stream", String(16), nullable=False),
+    Column("domain_name", String(255), nullable=False, server_default=""),
+    # What made the entry: "bounce", "soft_bounce", "complaint", "unsubscribe", "api",
+    # "import"; and who (a token's name, or "system").
+    Column("origin", String(16), nullable=False),
+    Column("created_by", String(255), nullable=False, server_default=""),
+    # The facts of the message that caused it (empty strings when not known).
+    Column("message_id", String(36), nullable=True),
+    Column("message_bounce_category", String(32), nullable=False, server_default=""),
+    Column("message_category", String(255), nullable=False, server_default=""),
+    Column("message_client_ip", String(64), nullable=False, server_default=""),
+    Column("message_created_at", Stamp, nullable=True),
+    Column("message_esp_response", Text, nullable=False, server_default=""),
+    Column("message_esp_server_type", String(64), nullable=False, server_default=""),
+    Column("message_outgoing_ip", String(64), nullable=False, server_default=""),
+    Column("message_recipient_mx_name", String(255), nullable=False, server_default=""),
+    Column("message_sender_email", String(320), nullable=False, server_default=""),
+    Column("message_subject", Text, nullable=False, server_default=""),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=True),
+    UniqueConstraint(
+        "account_id",
+        "email",
+        "sending_stream",
+        "domain_name",
+        name="uq_suppressions_account_email_scope",
+    ),
+    Index("ix_suppressions_account_time", "account_id", "created_at", "id"),
+)
+
+suppression_log = Table(
+    "suppression_log",
+    metadata,
+    # Append-only audit of every addition and removal, with who did it.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("suppression_id", String(36), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("action", String(16), nullable=False),  # added, removed, expired
+    Column("type", String(32), nullable=False),
+    Column("sending_stream", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_suppression_log_account_time", "account_id", "created_at"),
+)
+
+bounce_strikes = Table(
+    "bounce_strikes",
+    metadata,
+    # Mailbox-full bounces per recipient inside the current window: enough of them make
+    # a suppression that expires (postroom.services.suppressions).
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("sending_stream", String(16), primary_key=True),
+    Column("strikes", Integer, nullable=False),
+    Column("window_start", Stamp, nullable=False),
+)
+
 ip_volume = Table(
     "ip_volume",
     metadata,

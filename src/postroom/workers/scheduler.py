@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from postroom.queue import leases
-from postroom.services import Services, domains
+from postroom.services import Services, domains, suppressions
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -38,7 +38,12 @@ async def recheck_domains(services: Services) -> int:
     return checked
 
 
-JOBS = (shunt_crash_loops, recheck_domains)
+async def expire_suppressions(services: Services) -> int:
+    """Remove soft-bounce suppressions whose time is over (logged as expired)."""
+    return await suppressions.expire_due(services)
+
+
+JOBS = (shunt_crash_loops, recheck_domains, expire_suppressions)
 
 
 class Scheduler:

@@ -1,7 +1,7 @@
 """email templates, their versions, and the version each message was rendered from
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-26 10:50:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from postroom.storage.tables import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

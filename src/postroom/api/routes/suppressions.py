@@ -1,0 +1,299 @@
+"""Suppressions API (spec §4.2), with CSV import and export and an audit trail.
+
+Paths: ``/api/accounts/{account_id}/suppressions`` (what the SDKs call) and the
+token-scoped alias ``/api/suppressions`` (the token's own account). Envelopes follow the
+contract exactly: the list is a flat array (≤ 1000, oldest first, ``last_id`` cursor),
+create answers ``201 {"data": Suppression}``, delete answers ``200`` with the flat
+Suppression. Reading needs the ``read`` scope, changing needs ``admin`` (403 otherwise);
+another tenant's account or entry is a 404.
+
+Postroom's additions, on both path families: ``GET …/suppressions/export`` (CSV),
+``POST …/suppressions/import`` (CSV body; columns ``email`` and optionally
+``sending_stream``, ``type``, ``domain_name``) and ``GET …/suppressions/history?email=``
+(every addition and removal with who made it).
+
+Not yet: the contract's 10 requests/minute/account rate limit (Postroom has no rate
+limiter yet).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from postroom.api.auth import account_scope, principal
+from postroom.api.body import read_json
+from postroom.api.responses import json_response
+from postroom.errors import NotFound, PayloadTooLarge, ValidationFailed
+from postroom.services import Services, suppressions
+from postroom.services.auth import Principal
+
+router = APIRouter(tags=["suppressions"])
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Who = Annotated[Principal, Depends(principal)]
+BODY_LIMIT = 16 * 1024
+CSV_LIMIT = 20 * 1024 * 1024
+ACCOUNT = "/api/accounts/{account_id}/suppressions"
+ALIAS = "/api/suppressions"
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _scoped(who: Principal, account_id: int | None, scope: str) -> int:
+    target = who.account_id if account_id is None else account_id
+    account_scope(who, target, scope)
+    return target
+
+
+def _actor(who: Principal) -> str:
+    return f"api token {who.token_id} ({who.token_name})"
+
+
+def _stamp(value: datetime | None) -> str:
+    """The contract's suppression timestamps: seconds, ``Z`` (``2025-06-27T07:56:17Z``)."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def suppression_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A Suppression as spec §4.2 has it (empty strings, not null, for absent facts)."""
+    return {
+        "id": str(row["id"]),
+        "type": row["type"],
+        "created_at": _stamp(row["created_at"]),
+        "email": row["email"],
+        "sending_stream": row["sending_stream"],
+        "domain_name": row["domain_name"] or "",
+        "message_bounce_category": row.get("message_bounce_category") or "",
+        "message_category": row.get("message_category") or "",
+        "message_client_ip": row.get("message_client_ip") or "",
+        "message_created_at": _stamp(row.get("message_created_at")),
+        "message_esp_response": row.get("message_esp_response") or "",
+        "message_esp_server_type": row.get("message_esp_server_type") or "",
+        "message_outgoing_ip": row.get("message_outgoing_ip") or "",
+        "message_recipient_mx_name": row.get("message_recipient_mx_name") or "",
+        "message_sender_email": row.get("message_sender_email") or "",
+        "message_subject": row.get("message_subject") or "",
+        # Postroom's additions: when a soft-bounce entry lapses, who made the entry.
+        "expires_at": _stamp(row.get("expires_at")) or None,
+        "created_by": row.get("created_by") or "",
+    }
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed([f"{name} must be an ISO 8601 time"]) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _uuid(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValidationFailed(["last_id must be a suppression id"]) from None
+
+
+# --- shared handlers ----------------------------------------------------------------------
+
+
+async def _list(
+    request: Request,
+    who: Principal,
+    account_id: int | None,
+    email: str | None,
+    start_time: str | None,
+    end_time: str | None,
+    last_id: str | None,
+) -> Response:
+    target = _scoped(who, account_id, "read")
+    rows = await suppressions.list_page(
+        _services(request),
+        target,
+        email=email,
+        start=_time(start_time, "start_time"),
+        end=_time(end_time, "end_time"),
+        last_id=_uuid(last_id),
+    )
+    return json_response([suppression_json(r) for r in rows])
+
+
+async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
+    target = _scoped(who, account_id, "admin")
+    body = await read_json(request, BODY_LIMIT)
+    if isinstance(body, dict) and isinstance(body.get("suppression"), dict):
+        body = body["suppression"]  # a Rails-style wrapper is accepted too
+    if not isinstance(body, dict):
+        raise ValidationFailed(["request body must be a JSON object"])
+    domain_id = body.get("domain_id")
+    if domain_id is not None and (not isinstance(domain_id, int) or isinstance(domain_id, bool)):
+        raise ValidationFailed(["domain_id must be an integer"])
+    row = await suppressions.create(
+        _services(request),
+        target,
+        _actor(who),
+        str(body.get("email") or ""),
+        str(body.get("sending_stream") or ""),
+        str(body.get("type") or suppressions.MANUAL_IMPORT),
+        domain_id,
+    )
+    return json_response({"data": suppression_json(row)}, 201)
+
+
+async def _delete(
+    request: Request, who: Principal, account_id: int | None, suppression_id: str
+) -> Response:
+    target = _scoped(who, account_id, "admin")
+    try:
+        key = str(UUID(suppression_id))
+    except ValueError:
+        raise NotFound("suppression") from None
+    row = await suppressions.remove(_services(request), target, _actor(who), key)
+    return json_response(suppression_json(row))
+
+
+async def _export(request: Request, who: Principal, account_id: int | None) -> Response:
+    target = _scoped(who, account_id, "read")
+    text = await suppressions.export_csv(_services(request), target)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
+    )
+
+
+async def _import(request: Request, who: Principal, account_id: int | None) -> Response:
+    target = _scoped(who, account_id, "admin")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > CSV_LIMIT:
+            raise PayloadTooLarge("CSV too large")
+        chunks.append(chunk)
+    text = b"".join(chunks).decode("utf-8-sig", "replace")
+    result = await suppressions.import_csv(_services(request), target, _actor(who), text)
+    return json_response({"data": result})
+
+
+async def _history(
+    request: Request, who: Principal, account_id: int | None, email: str
+) -> Response:
+    target = _scoped(who, account_id, "read")
+    rows = await suppressions.history(_services(request), target, email)
+    return json_response(
+        [
+            {
+                "suppression_id": r["suppression_id"],
+                "email": r["email"],
+                "action": r["action"],
+                "type": r["type"],
+                "sending_stream": r["sending_stream"],
+                "origin": r["origin"],
+                "actor": r["actor"],
+                "created_at": _stamp(r["created_at"]),
+            }
+            for r in rows
+        ]
+    )
+
+
+# --- routes: both path families -----------------------------------------------------------
+
+Email = Annotated[str | None, Query(max_length=320)]
+Stamp = Annotated[str | None, Query(max_length=64)]
+Cursor = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get(ACCOUNT, summary="List suppressions")
+async def list_suppressions(
+    account_id: Id,
+    request: Request,
+    who: Who,
+    email: Email = None,
+    start_time: Stamp = None,
+    end_time: Stamp = None,
+    last_id: Cursor = None,
+) -> Response:
+    return await _list(request, who, account_id, email, start_time, end_time, last_id)
+
+
+@router.get(ALIAS, summary="List suppressions (token's account)")
+async def list_suppressions_alias(
+    request: Request,
+    who: Who,
+    email: Email = None,
+    start_time: Stamp = None,
+    end_time: Stamp = None,
+    last_id: Cursor = None,
+) -> Response:
+    return await _list(request, who, None, email, start_time, end_time, last_id)
+
+
+@router.post(ACCOUNT, summary="Add a suppression", status_code=201)
+async def create_suppression(account_id: Id, request: Request, who: Who) -> Response:
+    return await _create(request, who, account_id)
+
+
+@router.post(ALIAS, summary="Add a suppression (token's account)", status_code=201)
+async def create_suppression_alias(request: Request, who: Who) -> Response:
+    return await _create(request, who, None)
+
+
+@router.get(ACCOUNT + "/export", summary="Export suppressions as CSV")
+async def export_suppressions(account_id: Id, request: Request, who: Who) -> Response:
+    return await _export(request, who, account_id)
+
+
+@router.get(ALIAS + "/export", summary="Export suppressions as CSV (token's account)")
+async def export_suppressions_alias(request: Request, who: Who) -> Response:
+    return await _export(request, who, None)
+
+
+@router.post(ACCOUNT + "/import", summary="Import suppressions from CSV")
+async def import_suppressions(account_id: Id, request: Request, who: Who) -> Response:
+    return await _import(request, who, account_id)
+
+
+@router.post(ALIAS + "/import", summary="Import suppressions from CSV (token's account)")
+async def import_suppressions_alias(request: Request, who: Who) -> Response:
+    return await _import(request, who, None)
+
+
+@router.get(ACCOUNT + "/history", summary="Additions and removals of one address")
+async def suppression_history(
+    account_id: Id, request: Request, who: Who, email: Annotated[str, Query(max_length=320)]
+) -> Response:
+    return await _history(request, who, account_id, email)
+
+
+@router.get(ALIAS + "/history", summary="Additions and removals of one address (token's)")
+async def suppression_history_alias(
+    request: Request, who: Who, email: Annotated[str, Query(max_length=320)]
+) -> Response:
+    return await _history(request, who, None, email)
+
+
+@router.delete(ACCOUNT + "/{suppression_id}", summary="Remove a suppression")
+async def delete_suppression(
+    account_id: Id, suppression_id: str, request: Request, who: Who
+) -> Response:
+    return await _delete(request, who, account_id, suppression_id)
+
+
+@router.delete(ALIAS + "/{suppression_id}", summary="Remove a suppression (token's account)")
+async def delete_suppression_alias(suppression_id: str, request: Request, who: Who) -> Response:
+    return await _delete(request, who, None, suppression_id)

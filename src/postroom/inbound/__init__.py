@@ -1,0 +1,1 @@
+"""The inbound SMTP listener of the return-path domains: bounces and feedback reports."""

@@ -1,0 +1,80 @@
+"""An aiosmtpd handler for the return-path domains' MX: protocol here, policy in services.
+
+Receives RFC 3464 delivery status notifications and RFC 5965 feedback reports for the
+signed return paths Postroom sends from, and for the role addresses in
+``bounces.local_parts``. Every other recipient is refused at ``RCPT TO`` (``550 5.1.1``),
+so mail for unknown local parts and forged return paths never reaches the parser. The
+size limit is announced in EHLO (``SIZE``) and enforced by aiosmtpd (``552``). Postroom
+never relays from here: accepted mail is parsed and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from postroom.services import Services, bounces
+
+log = logging.getLogger("postroom.inbound")
+
+
+class InboundHandler:
+    """aiosmtpd hooks: ``handle_RCPT`` decides who we accept, ``handle_DATA`` processes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook names)
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.services.settings.bounces.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not bounces.accepts_recipient(self.services, address):
+            return "550 5.1.1 No such recipient here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        try:
+            result = await bounces.process(self.services, list(envelope.rcpt_tos), raw)
+        except Exception:
+            log.exception("inbound message from %s not processed", envelope.mail_from)
+            return "451 4.3.0 Temporary processing failure, try again later"
+        log.info(
+            "inbound %s for delivery %s: events %s, %d suppression(s)",
+            result.kind.value,
+            result.delivery_id,
+            ",".join(result.events) or "none",
+            result.suppressions,
+        )
+        return "250 2.0.0 OK"
+
+
+def smtp_factory(services: Services) -> SMTP:
+    """One SMTP protocol instance per connection."""
+    cfg = services.settings.bounces
+    return SMTP(
+        InboundHandler(services),
+        data_size_limit=cfg.max_message_bytes,
+        hostname=services.settings.domains.mail_host,
+        ident="Postroom inbound",
+        # Bounces arrive from anywhere with MAIL FROM:<>; SMTPUTF8 for i18n reports.
+        enable_SMTPUTF8=True,
+    )
+
+
+async def start(services: Services, sock: socket.socket) -> asyncio.Server:
+    """Serve the inbound listener on an already bound socket until closed."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: smtp_factory(services), sock=sock)
