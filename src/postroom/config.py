@@ -85,7 +85,15 @@ class IpPoolSettings(BaseModel):
 class DeliverySettings(BaseModel):
     """The delivery worker."""
 
-    mode: DeliveryMode = Field(DeliveryMode.SANDBOX, description="sandbox, mx or relay.")
+    mode: DeliveryMode = Field(
+        DeliveryMode.SANDBOX,
+        description="sandbox, mx or relay: the default for accounts and streams without their own.",
+    )
+    stream_modes: dict[str, DeliveryMode] = Field(
+        default_factory=dict,
+        description="Mode per stream, e.g. {bulk = 'sandbox'}; an account's own mode "
+        "(`postroom account set-mode`) wins.",
+    )
     worker_batch: int = Field(200, description="Deliveries leased per worker round.")
     lease_seconds: float = Field(
         120.0, description="How long a lease holds before another worker may take the delivery."

@@ -14,6 +14,7 @@ from postroom.services import Services
 from postroom.services.accounts import bootstrap
 from postroom.storage.db import Database
 from postroom.storage.migrate import upgrade
+from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import ipvolume
 
 runner = CliRunner()
@@ -96,3 +97,21 @@ def test_account_set_pool_checks_the_pool_and_the_account(
         db.close()
     cleared = runner.invoke(app, ["account", "set-pool", "1", "--data-dir", str(data)])
     assert cleared.exit_code == 0, cleared.output
+
+
+def test_account_set_mode(tmp_path: Path) -> None:
+    data = _booted(tmp_path)
+    bad = runner.invoke(
+        app, ["account", "set-mode", "1", "carrier-pigeon", "--data-dir", str(data)]
+    )
+    assert bad.exit_code != 0
+    missing = runner.invoke(app, ["account", "set-mode", "99", "mx", "--data-dir", str(data)])
+    assert missing.exit_code == 1 and "no account with id 99" in missing.output
+    ok = runner.invoke(app, ["account", "set-mode", "1", "sandbox", "--data-dir", str(data)])
+    assert ok.exit_code == 0 and "delivery mode sandbox" in ok.output
+    settings = Settings(storage={"data_dir": data})
+    db = Database.from_url(settings.database_url)
+    try:
+        assert db.read_sync(lambda c: account_repo.delivery_modes(c, [1])) == {1: "sandbox"}
+    finally:
+        db.close()

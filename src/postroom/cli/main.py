@@ -31,7 +31,7 @@ from rich.table import Table
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
-from postroom.services import Services
+from postroom.services import Services, modes
 from postroom.services import accounts as account_service
 from postroom.services import domains as domain_service
 from postroom.services.dns import parse_server
@@ -283,6 +283,28 @@ def account_set_pool(
     finally:
         services.db.close()
     out.print(f"account {account_id}: IP pool {pool or '(the stream’s)'}")
+
+
+@account_app.command("set-mode")
+def account_set_mode(
+    account_id: Annotated[int, typer.Argument(help="The account's id (see `account list`).")],
+    mode: Annotated[
+        DeliveryMode | None,
+        typer.Argument(help="sandbox, mx or relay; omit to follow the stream's mode."),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give an account its own delivery mode (e.g. keep a staging account in the sandbox)."""
+    services = _open(_settings(data_dir, database_url))
+    try:
+        modes.set_for_account(services, account_id, mode)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        services.db.close()
+    out.print(f"account {account_id}: delivery mode {mode.value if mode else '(the stream’s)'}")
 
 
 @db_app.command("migrate")

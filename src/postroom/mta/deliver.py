@@ -159,10 +159,10 @@ class Job:
 class MxEngine:
     """Delivers leased deliveries over SMTP (``mx`` or ``relay`` mode); one per worker."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, mode: DeliveryMode | None = None) -> None:
         self.services = services
         cfg = services.settings.delivery
-        self.mode = cfg.mode
+        self.mode = mode or cfg.mode
         if self.mode is DeliveryMode.SANDBOX:
             raise ValueError("the MX engine does not run in sandbox mode")
         self.throttles = Throttles(

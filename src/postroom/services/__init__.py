@@ -38,6 +38,10 @@ class Services:
     verified_senders: TtlCache[int, frozenset[str]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
+    # Each account's own delivery mode ("" for none), boxed so a cached "" is a hit.
+    account_modes: TtlCache[int, tuple[str]] = field(
+        default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
+    )
     # Compiled email templates by (account, uuid), made on first use (TTL from settings).
     template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None
 

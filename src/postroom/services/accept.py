@@ -37,7 +37,7 @@ from postroom.domain.streams import Stream
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains, suppressions, templates
+from postroom.services import Services, domains, modes, suppressions, templates
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -178,7 +178,7 @@ async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str]
     """
     if origin.inbox_id is not None or origin.system:
         return None
-    if services.settings.delivery.mode is DeliveryMode.SANDBOX:
+    if await modes.for_account(services, origin.account_id, origin.stream) is DeliveryMode.SANDBOX:
         return None
     cached = services.verified_senders.get(origin.account_id)
     if cached is not None:

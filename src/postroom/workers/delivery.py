@@ -8,11 +8,13 @@ between the two, the leases expire and another round (here or in another process
 the rows again; capture is idempotent, so nothing is lost and nothing is doubled. When
 nothing is due the worker sleeps ``poll_interval`` seconds.
 
-The engine follows ``settings.delivery.mode`` at every round: ``sandbox`` captures into
-inboxes (postroom.sandbox.deliver); ``mx`` and ``relay`` send over SMTP
-(postroom.mta.deliver, built on first use and kept for the worker's life, so its route
-cache and site throttles persist across rounds). In those modes a crash mid-round may
-send a message twice (at-least-once, like every MTA), but never loses one.
+Each leased delivery goes the way of its delivery mode (postroom.services.modes: the
+account's own, else its stream's, else ``delivery.mode``), decided at every round:
+``sandbox`` captures into inboxes (postroom.sandbox.deliver); ``mx`` and ``relay`` send
+over SMTP (postroom.mta.deliver, one engine per mode, built on first use and kept for the
+worker's life, so its route cache and site throttles persist across rounds). In those
+modes a crash mid-round may send a message twice (at-least-once, like every MTA), but
+never loses one.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import asyncio
 import logging
 import os
 import socket
+from datetime import datetime
+from typing import Any
 
 from postroom.config import DeliveryMode
 from postroom.mta.deliver import MxEngine
 from postroom.queue import leases
 from postroom.sandbox import deliver as sandbox_delivery
-from postroom.services import Services
+from postroom.services import Services, modes
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.worker")
@@ -38,7 +42,7 @@ class DeliveryWorker:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._engine: MxEngine | None = None
+        self._engines: dict[DeliveryMode, MxEngine] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run ``delivery.rounds_in_flight`` round loops until ``stop`` is set.
@@ -64,7 +68,11 @@ class DeliveryWorker:
 
     def open_connections(self) -> dict[str, int]:
         """Outbound SMTP connections open now, per destination site (none in sandbox)."""
-        return self._engine.open_connections() if self._engine is not None else {}
+        counts: dict[str, int] = {}
+        for engine in self._engines.values():
+            for site, n in engine.open_connections().items():
+                counts[site] = counts.get(site, 0) + n
+        return counts
 
     async def run_once(self) -> int:
         """Lease and deliver one batch; returns how many deliveries were leased."""
@@ -82,15 +90,28 @@ class DeliveryWorker:
         )
         if not leased:
             return 0
-        if cfg.mode is not DeliveryMode.SANDBOX:
-            if self._engine is None or self._engine.mode is not cfg.mode:
-                self._engine = MxEngine(self.services)
-            await self._engine.run_round(leased, now)
-            return len(leased)
+        split = await self.services.db.read(
+            lambda conn: modes.of_deliveries(self.services.settings, conn, leased)
+        )
+        for mode, rows in split.items():
+            if mode is DeliveryMode.SANDBOX:
+                await self._capture(rows, now)
+            else:
+                await self._engine_for(mode).run_round(rows, now)
+        return len(leased)
+
+    def _engine_for(self, mode: DeliveryMode) -> MxEngine:
+        """The worker's engine for ``mode`` (made on first use, kept: its route cache and
+        site throttles persist across rounds)."""
+        engine = self._engines.get(mode)
+        if engine is None:
+            engine = self._engines[mode] = MxEngine(self.services, mode)
+        return engine
+
+    async def _capture(self, rows: list[dict[str, Any]], now: datetime) -> None:
         plans = await self.services.db.read(
-            lambda conn: sandbox_delivery.plan_capture(self.services, conn, leased, now)
+            lambda conn: sandbox_delivery.plan_capture(self.services, conn, rows, now)
         )
         await self.services.db.write(
             lambda conn: sandbox_delivery.apply_capture(self.services, conn, plans, now)
         )
-        return len(leased)

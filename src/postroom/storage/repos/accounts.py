@@ -51,3 +51,21 @@ def token_by_key_id(conn: Connection, key_id: str) -> dict[str, Any] | None:
 
 def revoke_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=now))
+
+
+def delivery_modes(conn: Connection, account_ids: list[int]) -> dict[int, str | None]:
+    """Each account's own delivery mode (None: it follows its stream's or the default)."""
+    if not account_ids:
+        return {}
+    query = select(accounts.c.id, accounts.c.delivery_mode).where(
+        accounts.c.id.in_(sorted(set(account_ids)))
+    )
+    return {int(account_id): mode for account_id, mode in conn.execute(query)}
+
+
+def set_delivery_mode(conn: Connection, account_id: int, mode: str | None) -> bool:
+    """Set (None: clear) an account's delivery mode; False when there is no such account."""
+    result = conn.execute(
+        update(accounts).where(accounts.c.id == account_id).values(delivery_mode=mode)
+    )
+    return bool(result.rowcount)
