@@ -285,7 +285,7 @@ def test_relaxed_changes_keep_the_signature(change: Callable[[bytes], bytes]) ->
 def test_repeated_fields_are_signed_bottom_up() -> None:
     message = HAND_WRITTEN["repeated headers"]
     signed = sign(message, [ED])
-    assert signatures(signed)[0]["h"].split(":").count("to") == 2
+    assert signatures(signed)[0]["h"].split(":").count("to") == 3  # two, oversigned
     swapped = signed.replace(b"a@example.org", b"b@example.org", 1)
     swapped = swapped.replace(b"To: b@example.org\r\nReceived", b"To: a@example.org\r\nReceived")
     assert verdicts(swapped, ED) == [False]
@@ -303,7 +303,7 @@ def test_tags() -> None:
     assert tags["c"] == "relaxed/relaxed"
     assert (tags["d"], tags["s"]) == ("example.com", "rsa2024")
     assert tags["t"] == "1714566600"
-    assert tags["h"] == "from:from:to:subject"
+    assert tags["h"] == "from:from:to:to:subject:subject"
     body = SIMPLE.split(b"\r\n\r\n", 1)[1]
     assert tags["bh"] == base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
     assert tags["bh"] == "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8="  # RFC 6376 / 8463
@@ -322,9 +322,16 @@ def test_default_header_list_and_oversigned_from() -> None:
     assert h[1:] == sorted(h[1:], key=order.index)
 
 
+@pytest.mark.parametrize("name", ["Subject", "To", "Date", "Message-ID"])
+def test_a_copy_of_an_oversigned_field_added_later_breaks_the_signature(name: str) -> None:
+    signed = sign(LIST, [RSA, ED])
+    added = f"{name}: replayed\r\n".encode() + signed
+    assert verdicts(added, RSA, ED) == [False, False]
+
+
 def test_custom_header_list() -> None:
     signed = sign(LIST, [ED], headers=["subject", "X-CAMPAIGN", "Subject", "Absent"])
-    assert signatures(signed)[0]["h"] == "from:from:subject:x-campaign"
+    assert signatures(signed)[0]["h"] == "from:from:subject:subject:x-campaign"
     assert verdicts(signed, ED) == [True]
     for bad in ("Bad Name", "x:y", "Ünicode", ""):
         with pytest.raises(ValueError, match="header name"):

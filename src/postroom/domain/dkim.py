@@ -13,9 +13,10 @@ Documented choices:
   to its default (``@`` + ``d=``); ``t=`` appears only when a timestamp is given; no ``x=``.
 * ``h=`` lists, in :data:`DEFAULT_SIGNED_HEADERS` order (or the caller's ``headers``), each
   instance of those fields present in the message. Instances of a repeated field are signed
-  bottom-up (RFC 6376 §5.4.2), as verifiers select them. ``From`` is required and is
-  *oversigned*: listed once more than it occurs, so a From added later (above or below)
-  breaks the signature. Names in ``h=`` are lowercase.
+  bottom-up (RFC 6376 §5.4.2), as verifiers select them. ``From`` is required; it and the
+  other fields of :data:`OVERSIGNED` (To, Cc, Reply-To, Subject, Date, Message-ID) are
+  *oversigned* when present: listed once more than they occur, so a copy added later
+  (above or below) breaks the signature. Names in ``h=`` are lowercase.
 * One DKIM-Signature per key, each covering the message only (not the other signatures).
   RSA signatures go above Ed25519 ones (same-algorithm keys keep the caller's order): some
   verifiers evaluate only the topmost signature (dkimpy's ``dkim.verify`` does), and not all
@@ -100,6 +101,10 @@ DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
     "References",
     "Feedback-ID",
 )
+
+#: Fields signed once more than they occur (when they occur): the ones a reader trusts
+#: and a replay attack would add a second copy of. From is always present and oversigned.
+OVERSIGNED = frozenset({"from", "to", "cc", "reply-to", "subject", "date", "message-id"})
 
 _CRLF = b"\r\n"
 _FOLD_AT = 78  # RFC 5322 2.1.1
@@ -300,8 +305,12 @@ def _select(fields: list[tuple[bytes, bytes]], ranks: dict[bytes, int]) -> tuple
     if not picked or picked[0][0] != 0:
         raise ValueError("the message has no From field, which DKIM must sign")
     h_names = [lower.decode("ascii") for _, _, lower, _ in picked]
-    # oversigned: the extra "from" selects nothing now, so any From added later breaks it
-    h_names.insert(h_names.count("from"), "from")
+    # Oversigned: one more name after each present field of OVERSIGNED selects nothing
+    # now, so an instance added later (a second Subject or To prepended by a replayer)
+    # breaks the signature instead of being shown to the reader.
+    for name in sorted(OVERSIGNED & set(h_names), key=h_names.index, reverse=True):
+        last = len(h_names) - 1 - h_names[::-1].index(name)
+        h_names.insert(last + 1, name)
     return h_names, b"".join(_canonical(lower, value) for _, _, lower, value in picked)
 
 
