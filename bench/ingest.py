@@ -390,6 +390,11 @@ def postroom_server(
         str(port),
         "--bulk-port",
         str(bulk_port),
+        # no SMTP listeners: this bench measures the HTTP API, and fixed ports would clash
+        "--smtp-port",
+        "0",
+        "--smtp-bulk-port",
+        "0",
     ]
     if (url := backend.database_url()) is not None:
         args += ["--database-url", url]
