@@ -275,5 +275,5 @@ def _bodies(raw: bytes) -> tuple[str | None, str | None]:
             content = part.get_content() if part is not None else None
         except (LookupError, ValueError, AttributeError, KeyError):
             content = None
-        found.append(content if isinstance(content, str) else None)
+        found.append(content.replace("\r\n", "\n") if isinstance(content, str) else None)
     return found[0], found[1]
