@@ -210,6 +210,9 @@ def serve(
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every SMTP command at INFO (and a deprecation notice at each AUTH):
+    # a log line per command costs more than the command itself.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     from postroom.cli.runner import PortInUse, bind
     from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
