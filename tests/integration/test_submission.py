@@ -14,6 +14,7 @@ import base64
 import shutil
 import smtplib
 import subprocess
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -350,6 +351,34 @@ def test_too_many_commands_before_auth_close_the_session(
             assert raw.command("NOOP")[0] == 250
         assert raw.command("NOOP")[0] == 421
         raw.close()
+
+
+def test_session_time_limit_ends_even_a_busy_session(
+    tls: Tls, services: Services, boot: Bootstrap
+) -> None:
+    with listeners(services, tls, session_timeout=0.6) as running:
+        raw = Raw(running.starttls)
+        assert raw.command("EHLO client.test")[0] == 250
+        deadline = time.monotonic() + 5
+        reply = (250, "")
+        while reply[0] == 250 and time.monotonic() < deadline:
+            reply = raw.command("NOOP")  # never idle, so only the session limit applies
+            time.sleep(0.1)
+        assert reply[0] == 421 and "time limit" in reply[1]
+        raw.close()
+
+
+def test_overlong_data_line_is_refused(services: Services, boot: Bootstrap, tls: Tls) -> None:
+    with listeners(services, tls) as running:
+        raw = authenticated_raw(running, tls, boot.token)
+        assert raw.command("MAIL FROM:<app@example.com>")[0] == 250
+        assert raw.command("RCPT TO:<ann@example.org>")[0] == 250
+        assert raw.command("DATA")[0] == 354
+        raw.send(b"From: app@example.com\r\n\r\n" + b"x" * 1200 + b"\r\n.\r\n")
+        code, text = raw.reply()
+        assert code == 500 and "too long" in text.lower()
+        raw.close()
+    assert query(services, select(messages)) == []
 
 
 # --- smuggling and injection ----------------------------------------------------------
