@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.handler import SubmissionHandler
 from postroom.submission.throttle import AuthThrottle
+
+log = logging.getLogger("postroom.submission")
 
 IDENT = "Postroom ESMTP"
 TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands before authentication; closing\r\n"
@@ -149,6 +152,11 @@ async def start_listeners(
     context = None
     if settings.server.tls_cert and settings.server.tls_key:
         context = tls_context(settings.server.tls_cert, settings.server.tls_key)
+    if context is None and not config.allow_plaintext_loopback:
+        log.warning(
+            "SMTP submission has no TLS certificate (--tls-cert/--tls-key): AUTH is not "
+            "offered, so no client can send over SMTP"
+        )
     hostname = config.hostname or settings.domains.mail_host
     throttle = AuthThrottle(config.auth_failures, config.auth_failure_window)
     loop = asyncio.get_running_loop()
