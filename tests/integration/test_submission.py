@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import shutil
 import smtplib
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -479,3 +481,45 @@ def test_swaks_refusals(boot: Bootstrap, ports: Ports) -> None:
         *common,
     )  # fmt: skip
     assert plaintext.returncode != 0
+
+
+def test_serve_names_the_smtp_flag_when_its_port_is_taken(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from postroom.cli.main import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        free = []
+        for _ in range(3):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                free.append(probe.getsockname()[1])
+        args = [
+            "serve", "--data-dir", str(tmp_path), "--port", str(free[0]),
+            "--bulk-port", str(free[1]), "--smtp-port", str(port),
+            "--smtp-bulk-port", str(free[2]),
+        ]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port}" in result.output and "--smtp-port" in result.output
+
+
+def test_data_over_the_size_limit_is_refused(services: Services, boot: Bootstrap, tls: Tls) -> None:
+    services.settings.limits.max_message_bytes = 50_000
+    with listeners(services, tls) as running, starttls_client(running.starttls, tls) as client:
+        assert client.esmtp_features["size"] == "50000"
+        client.login("api", boot.token)
+        big = mail()
+        big.set_content(("y" * 70 + "\n") * 800)  # ~57 KB
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.send_message(big)  # smtplib declares SIZE=: refused at MAIL
+        assert refused.value.smtp_code == 552
+        client.rset()
+        client.mail("app@example.com")  # no SIZE declared: refused after DATA
+        client.rcpt("ann@example.org")
+        code, _ = client.data(big.as_bytes(policy=SMTP_POLICY))
+        assert code == 552
+    assert query(services, select(messages)) == []

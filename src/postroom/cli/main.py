@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -227,12 +228,13 @@ def serve(
     ]
     # Implicit TLS needs the certificate; without one those listeners do not start.
     smtp_ports = [(p, flag) for p, flag, implicit in wanted if p and (cfg.tls_cert or not implicit)]
+    sockets: dict[int, socket.socket] = {}
     try:
-        sockets = {cfg.port: bind(cfg.host, cfg.port, "--port")}
-        sockets[cfg.bulk_port] = bind(cfg.host, cfg.bulk_port, "--bulk-port")
-        for port, flag in smtp_ports:
+        for port, flag in [(cfg.port, "--port"), (cfg.bulk_port, "--bulk-port"), *smtp_ports]:
             sockets[port] = bind(cfg.host, port, flag)
     except PortInUse as exc:
+        for sock in sockets.values():
+            sock.close()
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     services = _open(settings)
