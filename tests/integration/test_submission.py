@@ -10,6 +10,7 @@ logins, SMTP smuggling and STARTTLS command injection.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 import smtplib
@@ -29,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from postroom.config import DeliveryMode
+from postroom.sandbox.inboxes import reset_credentials
 from postroom.services import Services
 from postroom.services.accounts import Bootstrap, create_default_inbox, create_token
 from postroom.storage.repos import accounts as account_repo
@@ -523,3 +525,17 @@ def test_data_over_the_size_limit_is_refused(services: Services, boot: Bootstrap
         code, _ = client.data(big.as_bytes(policy=SMTP_POLICY))
         assert code == 552
     assert query(services, select(messages)) == []
+
+
+def test_credentials_reset_mid_session_stop_the_next_message(
+    services: Services, boot: Bootstrap, tls: Tls, ports: Ports
+) -> None:
+    inbox = inbox_row(services, boot.inbox_id)
+    with starttls_client(ports.starttls, tls) as client:
+        client.login(inbox["username"], inbox["password"])
+        client.send_message(mail(Subject="before"))
+        asyncio.run(reset_credentials(services, boot.account_id, boot.inbox_id))
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(mail(Subject="after"))
+        assert refused.value.smtp_code == 535
+    assert [r["subject"] for r in query(services, select(sandbox_messages))] == ["before"]

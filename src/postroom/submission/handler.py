@@ -14,7 +14,7 @@ import asyncio
 import base64
 import binascii
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
@@ -48,10 +48,16 @@ AUTH_THROTTLED = "454 4.7.0 Too many failed logins from your address; try again 
 
 @dataclass(frozen=True, slots=True)
 class Login:
-    """Who a session authenticated as: an account, and an inbox for sandbox credentials."""
+    """Who a session authenticated as: an account, and an inbox for sandbox credentials.
+
+    The credentials are kept for the session so that each message checks them again: a
+    token revoked (or an inbox password reset) mid-session stops the next message.
+    """
 
     account_id: int
-    inbox_id: int | None = None
+    inbox_id: int | None
+    user: bytes = field(repr=False)
+    password: bytes = field(repr=False)
 
 
 class SubmissionHandler:
@@ -132,9 +138,11 @@ class SubmissionHandler:
                 principal.require("send")
             except (Unauthorized, Forbidden):
                 return None
-            return Login(principal.account_id)
+            return Login(principal.account_id, None, user, password)
         inbox = await inbox_login(self.services, name, password)
-        return Login(inbox.account_id, inbox.inbox_id) if inbox else None
+        if inbox is None:
+            return None
+        return Login(inbox.account_id, inbox.inbox_id, user, password)
 
     # --- envelope -------------------------------------------------------------------------
 
@@ -178,6 +186,9 @@ class SubmissionHandler:
         login = session.auth_data
         if not isinstance(login, Login):  # aiosmtpd refuses DATA before AUTH; be sure
             return "530 5.7.0 Authentication required"
+        # Tokens are cached for a few seconds (services/auth.py), so this is cheap.
+        if await self._check(login.user, login.password) != login:
+            return "535 5.7.8 Authentication credentials no longer valid"
         raw = envelope.original_content
         assert isinstance(raw, bytes)
         limits = self.services.settings.limits
