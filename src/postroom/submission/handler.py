@@ -5,7 +5,8 @@ aiosmtpd speaks SMTP; this handler decides. AUTH PLAIN and LOGIN take either use
 stream) or a sandbox inbox's SMTP credentials (the message is captured into that inbox).
 MAIL and RCPT check addresses and the recipient limit; DATA parses the message
 (:mod:`postroom.domain.submitted`) and hands it to ``accept_message()`` like the HTTP
-API. ``250`` is sent only once the acceptance transaction has committed.
+API, after checking the session's credentials again (so a revoked token stops a long
+session). ``250`` is sent only once the acceptance transaction has committed.
 """
 
 from __future__ import annotations
