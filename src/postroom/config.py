@@ -309,6 +309,7 @@ class TemplateSettings(BaseModel):
         True, description="Generate the text part from the HTML when a template has none."
     )
 
+
 class SubmissionSettings(BaseModel):
     """The SMTP submission listeners: applications send with user ``api`` and a token."""
 
