@@ -392,6 +392,11 @@ def postroom_server(
         str(bulk_port),
         "--inbound-port",
         str(free_port()),
+        # no SMTP listeners: this bench measures the HTTP API, and fixed ports would clash
+        "--smtp-port",
+        "0",
+        "--smtp-bulk-port",
+        "0",
     ]
     if (url := backend.database_url()) is not None:
         args += ["--database-url", url]

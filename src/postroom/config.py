@@ -327,7 +327,7 @@ class BounceSettings(BaseModel):
         "MX must reach it; 0.0.0.0 in production).",
     )
     inbound_port: int = Field(
-        2526, description="Port of the inbound SMTP listener for bounces and feedback reports."
+        2524, description="Port of the inbound SMTP listener for bounces and feedback reports."
     )
     inbound_enabled: bool = Field(True, description="Run the inbound listener in `serve`.")
     max_message_bytes: int = Field(
@@ -348,6 +348,58 @@ class BounceSettings(BaseModel):
     soft_bounce_ttl_days: float = Field(
         30.0, description="Days a soft-bounce suppression lasts before it expires."
     )
+
+
+class SubmissionSettings(BaseModel):
+    """The SMTP submission listeners: applications send with user ``api`` and a token."""
+
+    port: int = Field(
+        2525, description="STARTTLS submission port of the transactional stream (0: off)."
+    )
+    bulk_port: int = Field(
+        2526, description="STARTTLS submission port of the bulk stream (0: off)."
+    )
+    tls_port: int = Field(
+        4650,
+        description="Implicit-TLS submission port of the transactional stream; needs the "
+        "server's tls_cert (0: off).",
+    )
+    bulk_tls_port: int = Field(
+        4651, description="Implicit-TLS submission port of the bulk stream (0: off)."
+    )
+    hostname: str | None = Field(
+        None, description="Name in the greeting and EHLO reply; defaults to domains.mail_host."
+    )
+    allow_plaintext_loopback: bool = Field(
+        False,
+        description="Offer AUTH without TLS to clients on the loopback address (development "
+        "only; other clients always need TLS first).",
+    )
+    max_recipients: int = Field(1000, description="RCPT commands accepted per message.")
+    max_line_octets: int = Field(
+        1000, description="Longest line of a message or command, CRLF included (RFC 5321: 1000)."
+    )
+    idle_timeout: float = Field(60.0, description="Seconds a session may wait between commands.")
+    session_timeout: float = Field(600.0, description="Seconds a session may last in all.")
+    max_commands_before_auth: int = Field(
+        10, description="Commands a client may send before it has authenticated."
+    )
+    auth_failures: int = Field(
+        5, description="Failed AUTH attempts per client address before it is refused for a while."
+    )
+    auth_failure_window: float = Field(
+        300.0, description="Seconds over which failed AUTH attempts are counted (and refused)."
+    )
+
+    def listeners(self) -> list[tuple[str, int, bool]]:
+        """(stream, port, implicit TLS) of each enabled listener."""
+        wanted = [
+            ("transactional", self.port, False),
+            ("bulk", self.bulk_port, False),
+            ("transactional", self.tls_port, True),
+            ("bulk", self.bulk_tls_port, True),
+        ]
+        return [item for item in wanted if item[1]]
 
 
 class Settings(BaseSettings):
@@ -380,6 +432,9 @@ class Settings(BaseSettings):
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
     templates: TemplateSettings = Field(
         default_factory=TemplateSettings, description="Email templates."
+    )
+    submission: SubmissionSettings = Field(
+        default_factory=SubmissionSettings, description="SMTP submission listeners."
     )
 
     @classmethod

@@ -112,6 +112,8 @@ class Server:
     stdout_path: Path
     stderr_path: Path
     database_url: str | None = None
+    # SMTP submission: STARTTLS transactional, STARTTLS bulk, implicit TLS (with tls).
+    smtp_ports: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def stdout(self) -> str:
@@ -184,6 +186,7 @@ def start_server(
 ) -> Server:
     """Start ``postroom serve`` on free (or given) ports and wait until it listens."""
     port, bulk_port = ports or free_ports(2)
+    smtp, smtp_bulk, smtps = free_ports(3)
     logs = data_dir.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     n = next(_starts)
@@ -201,6 +204,14 @@ def start_server(
         # The inbound (bounce) listener too: never its fixed default port in tests.
         "--inbound-port",
         str(free_ports(1)[0]),
+        "--smtp-port",
+        str(smtp),
+        "--smtp-bulk-port",
+        str(smtp_bulk),
+        "--smtps-port",
+        str(smtps if tls else 0),
+        "--smtps-bulk-port",
+        "0",
     ]
     if tls:
         command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
@@ -209,7 +220,15 @@ def start_server(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=cli_env(env)
         )
     server = Server(
-        proc, data_dir, port, bulk_port, tls is not None, stdout_path, stderr_path, database_url
+        proc,
+        data_dir,
+        port,
+        bulk_port,
+        tls is not None,
+        stdout_path,
+        stderr_path,
+        database_url,
+        (smtp, smtp_bulk, smtps if tls else 0),
     )
     if wait:
         try:

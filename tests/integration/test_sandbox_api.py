@@ -145,7 +145,7 @@ def test_inbox_json_has_every_field(client: TestClient, boot: Bootstrap) -> None
     inbox = client.get(f"{base(boot)}/inboxes/{boot.inbox_id}").json()
     assert set(inbox) >= INBOX_FIELDS
     assert inbox["status"] == "active"
-    assert inbox["smtp_ports"] == [2525] and inbox["pop3_ports"] == []
+    assert inbox["smtp_ports"] == [2525, 2526] and inbox["pop3_ports"] == []
     assert inbox["used"] is False and inbox["emails_count"] == 0
     assert inbox["last_message_sent_at"] is None
     assert inbox["domain"] == "127.0.0.1"

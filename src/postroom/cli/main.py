@@ -6,7 +6,8 @@ instance it started::
 
     postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
                    [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
-                   [--dns-server HOST:PORT]
+                   [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
+                   [--smtps-port P] [--smtps-bulk-port P]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
     postroom account list
     postroom db migrate
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -158,8 +160,36 @@ def serve(
             help="Inbound SMTP port for bounces and feedback reports (return-path domains).",
         ),
     ] = None,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_SUBMISSION__PORT",
+            help="SMTP submission port, STARTTLS, transactional stream (0: off).",
+        ),
+    ] = None,
+    smtp_bulk_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_SUBMISSION__BULK_PORT",
+            help="SMTP submission port, STARTTLS, bulk stream (0: off).",
+        ),
+    ] = None,
+    smtps_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_SUBMISSION__TLS_PORT",
+            help="SMTP submission port, implicit TLS (needs --tls-cert), transactional (0: off).",
+        ),
+    ] = None,
+    smtps_bulk_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_SUBMISSION__BULK_TLS_PORT",
+            help="SMTP submission port, implicit TLS, bulk stream (0: off).",
+        ),
+    ] = None,
 ) -> None:
-    """Run every role in one process: both API listeners, the worker and the scheduler."""
+    """Run every role in one process: API and SMTP listeners, the worker and the scheduler."""
     settings = _settings(
         data_dir,
         database_url,
@@ -173,6 +203,12 @@ def serve(
         delivery={"mode": delivery_mode},
         dns={"server": dns_server},
         bounces={"inbound_port": inbound_port},
+        submission={
+            "port": smtp_port,
+            "bulk_port": smtp_bulk_port,
+            "tls_port": smtps_port,
+            "bulk_tls_port": smtps_bulk_port,
+        },
     )
     _check_dns_server(settings)
     if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
@@ -183,20 +219,35 @@ def serve(
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aiosmtpd logs every SMTP command at INFO (and a deprecation notice at each AUTH):
+    # a log line per command costs more than the command itself.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     from postroom.cli.runner import PortInUse, bind
     from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
 
     cfg = settings.server
+    sub = settings.submission
+    wanted = [
+        (sub.port, "--smtp-port", False),
+        (sub.bulk_port, "--smtp-bulk-port", False),
+        (sub.tls_port, "--smtps-port", True),
+        (sub.bulk_tls_port, "--smtps-bulk-port", True),
+    ]
+    # Implicit TLS needs the certificate; without one those listeners do not start.
+    smtp_ports = [(p, flag) for p, flag, implicit in wanted if p and (cfg.tls_cert or not implicit)]
+    sockets: dict[int, socket.socket] = {}
     try:
-        sockets = {cfg.port: bind(cfg.host, cfg.port, "--port")}
-        sockets[cfg.bulk_port] = bind(cfg.host, cfg.bulk_port, "--bulk-port")
+        for port, flag in [(cfg.port, "--port"), (cfg.bulk_port, "--bulk-port"), *smtp_ports]:
+            sockets[port] = bind(cfg.host, port, flag)
         inbound = settings.bounces
         if inbound.inbound_enabled:
             sockets[inbound.inbound_port] = bind(
                 inbound.inbound_host, inbound.inbound_port, "--inbound-port"
             )
     except PortInUse as exc:
+        for sock in sockets.values():
+            sock.close()
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     services = _open(settings)
@@ -212,6 +263,7 @@ def serve(
     out.print(
         f"Transactional API: {base_url(settings, settings.server.port)}  "
         f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
+        f"SMTP submission: {', '.join(str(p) for p, _ in smtp_ports) or 'off'}  "
         f"Delivery: {settings.delivery.mode.value}",
         highlight=False,
         soft_wrap=True,

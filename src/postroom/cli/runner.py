@@ -1,9 +1,9 @@
 """Run every role of ``postroom serve`` in one process and one event loop.
 
-Two uvicorn servers (transactional and bulk listeners), the inbound SMTP listener for
-bounces, the delivery worker and the scheduler share the loop. Signals are handled here,
-once, for all of them: uvicorn's own handlers would let only the last server installed
-hear SIGINT/SIGTERM.
+Two uvicorn servers (transactional and bulk listeners), the SMTP submission listeners,
+the inbound SMTP listener for bounces, the delivery worker and the scheduler share the
+loop. Signals are handled here, once, for all of them: uvicorn's own handlers would let
+only the last server installed hear SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from postroom.domain.streams import Stream
 from postroom.inbound import listener
 from postroom.services import Services
 from postroom.services.auth import Authenticator
+from postroom.submission.server import start_listeners
 from postroom.workers.delivery import DeliveryWorker
 from postroom.workers.scheduler import Scheduler
 
@@ -92,7 +93,8 @@ def _server(
 async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     """Run until SIGINT or SIGTERM, then stop every role.
 
-    ``sockets`` maps each listener's port to its already bound socket (see :func:`bind`).
+    ``sockets`` maps each listener's port (HTTP and SMTP) to its already bound socket
+    (see :func:`bind`).
     """
     cfg = services.settings.server
     auth = Authenticator(services)
@@ -101,6 +103,7 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
         _server(services, Stream.TRANSACTIONAL, cfg.port, auth, worker),
         _server(services, Stream.BULK, cfg.bulk_port, auth, worker),
     ]
+    submission = await start_listeners(services, sockets, auth)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,6 +125,8 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
         server.should_exit = True
     if inbound is not None:
         inbound.close()
+    for smtp_listener in submission:
+        smtp_listener.close()  # stop accepting; open sessions end with the process
     await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         if task is not stopper and task.exception():

@@ -308,9 +308,9 @@ def _select(fields: list[tuple[bytes, bytes]], ranks: dict[bytes, int]) -> tuple
     # Oversigned: one more name after each present field of OVERSIGNED selects nothing
     # now, so an instance added later (a second Subject or To prepended by a replayer)
     # breaks the signature instead of being shown to the reader.
-    for name in sorted(OVERSIGNED & set(h_names), key=h_names.index, reverse=True):
-        last = len(h_names) - 1 - h_names[::-1].index(name)
-        h_names.insert(last + 1, name)
+    for signed in sorted(OVERSIGNED & set(h_names), key=h_names.index, reverse=True):
+        last = len(h_names) - 1 - h_names[::-1].index(signed)
+        h_names.insert(last + 1, signed)
     return h_names, b"".join(_canonical(lower, value) for _, _, lower, value in picked)
 
 

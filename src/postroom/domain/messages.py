@@ -1,8 +1,9 @@
 """A message to send, after validation: what the API, SMTP and templates all produce.
 
-These types are the contract between the ways in (``postroom.api``, later SMTP
-submission) and :mod:`postroom.services.accept`; the MIME serializer
-(:mod:`postroom.domain.mime`) turns a :class:`MessageDraft` into RFC 5322 bytes.
+These types are the contract between the ways in (``postroom.api``, SMTP submission)
+and :mod:`postroom.services.accept`; the MIME serializer (:mod:`postroom.domain.mime`)
+turns a :class:`MessageDraft` into RFC 5322 bytes, unless the draft carries the finished
+message a client submitted (``raw``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class MessageDraft:
     category: str | None = None
     template_uuid: str | None = None
     template_variables: dict[str, Any] | None = None
+    # A message submitted finished (SMTP): stored and delivered as these bytes, not built
+    # from the fields above, which then only describe it (see domain/submitted.py).
+    raw: bytes | None = None
 
     @property
     def recipients(self) -> list[tuple[str, Address]]:

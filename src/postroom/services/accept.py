@@ -1,4 +1,4 @@
-"""accept_message(): the one way in. Every API call and (later) SMTP submission ends here.
+"""accept_message(): the one way in. Every API call and every SMTP submission ends here.
 
 Steps, in order: authorize the sender for the account and delivery mode, build the MIME
 message, check its size, then write the message, its body, one delivery row per
@@ -34,6 +34,7 @@ from postroom.domain.ids import IdFactory
 from postroom.domain.messages import MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
+from postroom.domain.submitted import complete_message
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
@@ -215,7 +216,10 @@ def _prepare(
     _authorize_sender(senders, draft)
     message_pk = services.ids.message_id()
     rfc_id = make_message_id(draft.sender.domain or "postroom.invalid", message_pk)
-    raw = build_message(draft, message_id=rfc_id, date=now)
+    if draft.raw is None:
+        raw = build_message(draft, message_id=rfc_id, date=now)
+    else:  # submitted finished (SMTP): keep the client's bytes and its Message-ID
+        raw, rfc_id = complete_message(draft.raw, message_id=rfc_id, date=now)
     if len(raw) > services.settings.limits.max_message_bytes:
         raise PayloadTooLarge("message exceeds the size limit")
     message = {

@@ -39,7 +39,6 @@ T = TypeVar("T")
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
-SMTP_PORTS = [2525]  # Postroom's SMTP submission listener (default --smtp-port)
 BODY_LIMIT = 64 * 1024  # management bodies are a name or a flag
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 # Email HTML may carry scripts, forms and tracking pixels: allow inline styles and
@@ -109,6 +108,14 @@ def _base_url(services: Services) -> str:
     return f"{scheme}://{_host(services)}:{server.port}"
 
 
+def _smtp_ports(services: Services) -> list[int]:
+    """The submission ports that take an inbox's SMTP credentials (every listener does)."""
+    settings = services.settings
+    has_tls = bool(settings.server.tls_cert)
+    listeners = settings.submission.listeners()
+    return [port for _, port, implicit in listeners if has_tls or not implicit]
+
+
 def _permissions(who: Principal) -> dict[str, bool]:
     admin = "admin" in who.scopes
     return {"can_read": True, "can_update": admin, "can_destroy": admin, "can_leave": False}
@@ -141,7 +148,7 @@ def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str,
         "emails_count": view.emails_count,
         "emails_unread_count": view.unread_count,
         "last_message_sent_at": iso(row["last_message_sent_at"]),
-        "smtp_ports": SMTP_PORTS,
+        "smtp_ports": _smtp_ports(services),
         "pop3_ports": [],
         "max_message_size": row["max_message_size"],
         "permissions": _permissions(who),

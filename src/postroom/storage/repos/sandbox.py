@@ -189,3 +189,12 @@ def mark_inbox_read(conn: Connection, inbox_id: int, now: Any) -> None:
         .where(sandbox_messages.c.inbox_id == inbox_id, sandbox_messages.c.is_read.is_(False))
         .values(is_read=True, updated_at=now)
     )
+
+
+def inbox_by_username(conn: Connection, username: str) -> dict[str, Any] | None:
+    """The inbox whose SMTP user name is ``username`` (unique across accounts)."""
+    query = select(inboxes.c.id, inboxes.c.account_id, inboxes.c.password).where(
+        inboxes.c.username == username
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None

@@ -1,0 +1,8 @@
+"""SMTP submission: applications send through Postroom as through a hosted provider's relay.
+
+Listeners (aiosmtpd) on a STARTTLS port and an implicit-TLS port per stream
+(:mod:`.server`); clients log in with user ``api`` and an API token (or a sandbox inbox's
+SMTP credentials), and every message goes through the same ``accept_message()`` as the
+HTTP API (:mod:`.handler`). Failed logins are throttled per client address
+(:mod:`.throttle`).
+"""
