@@ -467,14 +467,15 @@ def _schedule(cfg: DeliverySettings, window: float) -> RetrySchedule:
 
 
 def _session_config(cfg: DeliverySettings, *, relay: bool) -> SessionConfig:
+    config = SessionConfig(
+        ehlo_name=cfg.ehlo_name,
+        port=cfg.port,
+        connect_timeout=cfg.connect_timeout,
+        command_timeout=cfg.command_timeout,
+        data_timeout=max(cfg.command_timeout, 600.0),
+    )
     if not relay:
-        return SessionConfig(
-            ehlo_name=cfg.ehlo_name,
-            port=cfg.port,
-            connect_timeout=cfg.connect_timeout,
-            command_timeout=cfg.command_timeout,
-            data_timeout=max(cfg.command_timeout, 600.0),
-        )
+        return config
     if not cfg.relay_host:
         raise ValueError("relay mode needs delivery.relay_host")
     policies: dict[str, TlsPolicy] = {
@@ -485,12 +486,9 @@ def _session_config(cfg: DeliverySettings, *, relay: bool) -> SessionConfig:
     if cfg.relay_tls not in policies:
         raise ValueError(f"unknown relay_tls {cfg.relay_tls!r} (starttls, implicit or none)")
     credentials = (cfg.relay_username, cfg.relay_password or "") if cfg.relay_username else None
-    return SessionConfig(
-        ehlo_name=cfg.ehlo_name,
+    return replace(
+        config,
         port=cfg.relay_port,
-        connect_timeout=cfg.connect_timeout,
-        command_timeout=cfg.command_timeout,
-        data_timeout=max(cfg.command_timeout, 600.0),
         tls=policies[cfg.relay_tls],
         tls_context=_relay_context(cfg),
         implicit_tls=cfg.relay_tls == "implicit",

@@ -333,27 +333,12 @@ class Session:
 
     async def _login(self, smtp: aiosmtplib.SMTP, username: str, password: str) -> None:
         if not smtp.supports_extension("auth"):
-            raise SessionError(
-                Classification(
-                    Outcome.SOFT_BOUNCE,
-                    BounceCategory.AUTHENTICATION,
-                    451,
-                    "4.7.8",
-                    f"{self.host_name} does not offer AUTH (is TLS on?)",
-                )
-            )
+            raise SessionError(_auth_failure(f"{self.host_name} does not offer AUTH (is TLS on?)"))
         try:
             await smtp.login(username, password, timeout=self.config.command_timeout)
         except SMTPAuthenticationError as exc:
-            # Wrong credentials are our configuration, not the recipients' fault: retry.
             raise SessionError(
-                Classification(
-                    Outcome.SOFT_BOUNCE,
-                    BounceCategory.AUTHENTICATION,
-                    451,
-                    "4.7.8",
-                    f"smarthost AUTH failed: {exc.code} {exc.message}",
-                )
+                _auth_failure(f"smarthost AUTH failed: {exc.code} {exc.message}")
             ) from exc
         except (SMTPException, OSError) as exc:
             raise SessionError(classify_failure("disconnect", f"AUTH failed: {exc}")) from exc
@@ -639,6 +624,11 @@ def dot_stuff(data: bytes) -> bytes:
     """
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+def _auth_failure(text: str) -> Classification:
+    # AUTH failures are our configuration, not the recipients' fault: 4.7.8, retried.
+    return Classification(Outcome.SOFT_BOUNCE, BounceCategory.AUTHENTICATION, 451, "4.7.8", text)
 
 
 def _path(prefix: bytes, address: str, encoding: str) -> bytes:
