@@ -220,3 +220,29 @@ def test_the_session_runs_on_uvloop_as_serve_does() -> None:
     result = _run(script, go, run=uvloop.run)
     assert isinstance(result, SendResult)
     assert result.accepted == ["a@rcpt.test"]
+
+
+def test_a_server_that_stalls_after_the_message_times_out_as_a_soft_bounce() -> None:
+    script = Scripted(final=b"")  # takes the message, never answers the final dot
+
+    async def go(session: Session) -> SendResult:
+        return await session.send("b@sender.test", ["a@rcpt.test"], MESSAGE)
+
+    async def main() -> SessionError:
+        server = await _serve(script)
+        port = server.sockets[0].getsockname()[1]
+        config = SessionConfig(
+            ehlo_name="out.postroom.test", port=port, tls="none", data_timeout=0.3
+        )
+        try:
+            async with Session(config, "mx.test", "127.0.0.1") as session:
+                await go(session)
+        except SessionError as exc:
+            return exc
+        finally:
+            server.close()
+        raise AssertionError("no SessionError")
+
+    error = asyncio.run(main())
+    assert error.classification.outcome is Outcome.SOFT_BOUNCE
+    assert "timed out" in error.classification.text
