@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from dnsserver import LocalDnsServer
 from httpsserver import LocalHttpsServer
 from postroom.api.app import create_app
-from postroom.clock import FrozenClock
+from postroom.clock import FrozenClock, SystemClock
 from postroom.config import DeliveryMode, IpPoolSettings, SourceIpSettings
 from postroom.domain.streams import Stream
 from postroom.services import Services
@@ -346,3 +346,28 @@ def test_delivery_to_postfix_smtp_sink(
         bodies = [f.read_bytes() for f in sorted(dumps.rglob("*")) if f.is_file()]
         assert len(bodies) == len(ids) == 30
         assert all(b"Subject: Order " in body for body in bodies)
+
+
+# --- leases outlive a slow round
+
+
+def test_a_round_slower_than_its_lease_keeps_its_deliveries(
+    client: TestClient, services: Services, mx: Receivers
+) -> None:
+    services.clock = SystemClock()  # leases are compared with real time here
+    services.settings.delivery.lease_seconds = 0.6
+    mx.primary.delay = 1.5  # the receiver takes longer than a lease to answer
+    _send(client, 1)
+    services.settings.delivery.mode = DeliveryMode.MX
+
+    async def main() -> int:
+        first, second = DeliveryWorker(services), DeliveryWorker(services)
+        sending = asyncio.create_task(first.run_once())
+        await asyncio.sleep(1.0)  # the first lease would have expired by now
+        taken = await second.run_once()
+        await sending
+        return taken
+
+    assert asyncio.run(main()) == 0  # renewed: nothing for the second worker to take
+    assert len(mx.primary.received) == 1
+    assert _states(services) == {"delivered": 1}

@@ -100,6 +100,28 @@ def defer(
     )
 
 
+def renew(conn: Connection, ids: Sequence[str], owner: str, until: datetime, now: datetime) -> int:
+    """Extend the leases ``owner`` still holds on ``ids`` to ``until`` (a heartbeat).
+
+    A round that outlives its lease (a slow receiver, a long throttle wait) must keep its
+    deliveries, or another round would lease and send them a second time while the
+    first is still sending. Rows completed, deferred or re-leased by someone else are
+    left alone.
+    """
+    if not ids:
+        return 0
+    statement = (
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(list(ids)),
+            deliveries.c.state == _QUEUED,
+            deliveries.c.lease_owner == owner,
+        )
+        .values(lease_expires_at=until, updated_at=now)
+    )
+    return conn.execute(statement).rowcount
+
+
 def postpone(conn: Connection, delivery_id: str, until: datetime, now: datetime) -> None:
     """Give a leased delivery back unattempted (its site or IP had no room), due at ``until``.
 

@@ -20,10 +20,12 @@ never loses one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.config import DeliveryMode
@@ -93,12 +95,32 @@ class DeliveryWorker:
         split = await self.services.db.read(
             lambda conn: modes.of_deliveries(self.services.settings, conn, leased)
         )
-        for mode, rows in split.items():
-            if mode is DeliveryMode.SANDBOX:
-                await self._capture(rows, now)
-            else:
-                await self._engine_for(mode).run_round(rows, now)
+        heartbeat = asyncio.create_task(self._renew_leases([str(r["id"]) for r in leased]))
+        try:
+            for mode, rows in split.items():
+                if mode is DeliveryMode.SANDBOX:
+                    await self._capture(rows, now)
+                else:
+                    await self._engine_for(mode).run_round(rows, now)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         return len(leased)
+
+    async def _renew_leases(self, ids: list[str]) -> None:
+        """Every third of a lease, extend the round's leases (see leases.renew)."""
+        seconds = self.services.settings.delivery.lease_seconds
+        while True:
+            await asyncio.sleep(seconds / 3)
+            now = self.services.clock.now()
+            until = now + timedelta(seconds=seconds)
+            try:
+                await self.services.db.write(
+                    functools.partial(leases.renew, ids=ids, owner=self.owner, until=until, now=now)
+                )
+            except Exception:  # a failed heartbeat must not fail the round
+                log.exception("renewing delivery leases failed")
 
     def _engine_for(self, mode: DeliveryMode) -> MxEngine:
         """The worker's engine for ``mode`` (made on first use, kept: its route cache and
