@@ -290,6 +290,11 @@ class LimitSettings(BaseModel):
         1000, description="Largest custom_variables object, serialised as JSON (bytes)."
     )
     max_category_chars: int = Field(255, description="Longest category.")
+    idempotency_hours: float = Field(
+        24.0,
+        description="How long an Idempotency-Key of the sending API is remembered (a retry "
+        "within it gets the first answer and sends nothing).",
+    )
 
 
 class TemplateSettings(BaseModel):

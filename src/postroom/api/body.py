@@ -15,6 +15,11 @@ from postroom.errors import PayloadTooLarge, ValidationFailed
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw request body, refused (PayloadTooLarge) past ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("request body too large")
@@ -25,7 +30,11 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise PayloadTooLarge("request body too large")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ValidationFailed(["request body must be valid JSON"]) from None

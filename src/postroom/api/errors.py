@@ -22,6 +22,7 @@ from postroom.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from postroom.services.idempotency import KeyReused
 
 log = logging.getLogger("postroom.api")
 
@@ -41,6 +42,12 @@ async def on_validation(request: Request, exc: Exception) -> Response:
     if is_sending_path(request.url.path):
         return sending_error(400, exc.errors)
     return field_errors({"base": exc.errors})
+
+
+async def on_key_reused(request: Request, exc: Exception) -> Response:
+    # 422: the request is well-formed but cannot be processed with this key (Stripe's and
+    # Resend's answer to a reused Idempotency-Key).
+    return _respond(request, 422, [str(exc)], str(exc))
 
 
 async def on_too_large(request: Request, exc: Exception) -> Response:
@@ -100,6 +107,7 @@ def install(app: FastAPI) -> None:
     """Register every handler on ``app``."""
     app.add_exception_handler(ValidationFailed, on_validation)
     app.add_exception_handler(PayloadTooLarge, on_too_large)
+    app.add_exception_handler(KeyReused, on_key_reused)
     app.add_exception_handler(Unauthorized, on_unauthorized)
     app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(NotFound, on_not_found)

@@ -38,7 +38,7 @@ from postroom.domain.submitted import complete_message
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains, modes, suppressions, templates
+from postroom.services import Services, domains, idempotency, modes, suppressions, templates
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -53,6 +53,8 @@ class Origin:
     inbox_id: int | None = None
     # Mail of the installation itself (notices): exempt from the verified-From rule.
     system: bool = False
+    # The request's Idempotency-Key (postroom.services.idempotency), if it sent one.
+    idempotency: idempotency.Claim | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +125,10 @@ async def accept_messages(
     so a batch's results stay in request order.
     """
     now = services.clock.now()
+    if origin.idempotency is not None:
+        replay = await _replay(services, origin, now)
+        if replay is not None:
+            return replay
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
     # prepared inline, a batch (or a heavy template render) in a thread so the event loop
     # keeps answering.
@@ -135,10 +141,28 @@ async def accept_messages(
             _prepare_all, services, origin, senders, used, drafts, now
         )
     stored = await services.db.write_many(_store_many, (origin, prepared, now, services.ids))
+    if isinstance(stored, idempotency.Replayed):
+        # A concurrent request with the same key committed first: answer as it did.
+        replay = await _replay(services, origin, now)
+        if replay is None:  # pragma: no cover - the winner committed before we lost
+            raise stored
+        return replay
     if isinstance(stored, Exception):
         raise stored
     outcomes: list[Outcome | Exception] = stored
     return outcomes
+
+
+async def _replay(
+    services: Services, origin: Origin, now: datetime
+) -> list[Outcome | Exception] | None:
+    """The stored outcomes of an earlier request with this Idempotency-Key, if any."""
+    claim = origin.idempotency
+    assert claim is not None
+    stored = await services.db.read(
+        lambda conn: idempotency.lookup(conn, origin.account_id, claim, now)
+    )
+    return None if stored is None else list(idempotency.decode(stored))
 
 
 async def _templates(
@@ -311,10 +335,14 @@ def _store_many(
         and not sandbox_repo.get_inbox(conn, origin.account_id, origin.inbox_id)
         for origin, _, _, _ in items
     ]
+    replayed = [
+        not missing and not _claim_key(conn, origin, prepared, now)
+        for (origin, prepared, now, _), missing in zip(items, gone, strict=True)
+    ]
     ready = [
         p
-        for (_, prepared, _, _), missing in zip(items, gone, strict=True)
-        if not missing
+        for (_, prepared, _, _), missing, again in zip(items, gone, replayed, strict=True)
+        if not missing and not again
         for p in prepared
         if isinstance(p, _Prepared)
     ]
@@ -328,10 +356,31 @@ def _store_many(
         [d for p in ready for d in p.deliveries],
         [e for p in ready for e in p.events],
     )
-    return [
-        NotFound("inbox") if missing else _outcomes(conn, origin, prepared, now)
-        for (origin, prepared, now, _), missing in zip(items, gone, strict=True)
-    ]
+    results: list[list[Outcome | Exception] | Exception] = []
+    for (origin, prepared, now, _), missing, again in zip(items, gone, replayed, strict=True):
+        if missing:
+            results.append(NotFound("inbox"))
+        elif again:
+            results.append(idempotency.Replayed("answered by an earlier request"))
+        else:
+            outcomes = _outcomes(conn, origin, prepared, now)
+            if origin.idempotency is not None and any(isinstance(p, _Prepared) for p in prepared):
+                idempotency.record(conn, origin.account_id, origin.idempotency.key, outcomes)
+            results.append(outcomes)
+    return results
+
+
+def _claim_key(
+    conn: Connection, origin: Origin, prepared: list[_Prepared | Exception], now: datetime
+) -> bool:
+    """Claim the request's Idempotency-Key; False when another request holds it.
+
+    Nothing is claimed for a request with no message to store (every item failed
+    validation): its retry is validated again and fails the same way.
+    """
+    if origin.idempotency is None or not any(isinstance(p, _Prepared) for p in prepared):
+        return True
+    return idempotency.claim(conn, origin.account_id, origin.idempotency, now)
 
 
 def _reject_suppressed(

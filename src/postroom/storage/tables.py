@@ -400,3 +400,16 @@ email_template_versions = Table(
     Column("created_at", Stamp, nullable=False),
     UniqueConstraint("template_id", "version", name="uq_email_template_versions_version"),
 )
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    # A client's Idempotency-Key per account, with the fingerprint of the request it came
+    # with and the outcomes answered (postroom.services.idempotency); kept 24 h.
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("outcomes", JSON, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

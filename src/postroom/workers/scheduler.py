@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from postroom.queue import leases
-from postroom.services import Services, domains, suppressions
+from postroom.services import Services, domains, idempotency, suppressions
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -43,7 +44,14 @@ async def expire_suppressions(services: Services) -> int:
     return await suppressions.expire_due(services)
 
 
-JOBS = (shunt_crash_loops, recheck_domains, expire_suppressions)
+async def purge_idempotency_keys(services: Services) -> int:
+    """Forget Idempotency-Keys older than limits.idempotency_hours (a bounded batch)."""
+    now = services.clock.now()
+    ttl = timedelta(hours=services.settings.limits.idempotency_hours)
+    return await services.db.write(lambda conn: idempotency.purge(conn, now, ttl))
+
+
+JOBS = (shunt_crash_loops, recheck_domains, expire_suppressions, purge_idempotency_keys)
 
 
 class Scheduler:

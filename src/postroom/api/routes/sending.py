@@ -6,12 +6,13 @@ unless the Host header names a bulk host (``bulk.…``), as Mailtrap's hosts do.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from postroom.api.auth import principal
-from postroom.api.body import read_json
+from postroom.api.body import parse_json, read_body
 from postroom.api.payload import parse_batch, parse_send
 from postroom.api.responses import json_response
 from postroom.api.schemas import (
@@ -22,8 +23,7 @@ from postroom.api.schemas import (
     SendResponse,
 )
 from postroom.domain.streams import Stream
-from postroom.errors import PayloadTooLarge, Unauthorized, ValidationFailed
-from postroom.services import Services
+from postroom.services import Services, idempotency
 from postroom.services.accept import Origin, accept_message, accept_messages
 from postroom.services.auth import Principal
 
@@ -49,41 +49,54 @@ def stream_of(request: Request) -> Stream:
     return stream
 
 
-def _origin(request: Request, who: Principal, inbox_id: int | None = None) -> Origin:
+def _origin(
+    request: Request, who: Principal, inbox_id: int | None = None, body: bytes = b""
+) -> Origin:
     who.require("send")
     client = request.client.host if request.client else None
     stream = Stream.TRANSACTIONAL if inbox_id is not None else stream_of(request)
-    return Origin(who.account_id, stream, client, inbox_id)
+    return Origin(who.account_id, stream, client, inbox_id, idempotency=_claim(request, body))
+
+
+def _claim(request: Request, body: bytes) -> idempotency.Claim | None:
+    """The request's Idempotency-Key, fingerprinted by path, stream, inbox and body."""
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    if key is None:
+        return None
+    services: Services = request.app.state.services
+    hours = services.settings.limits.idempotency_hours
+    fingerprint = idempotency.fingerprint(
+        request.url.path.encode(), str(stream_of(request)).encode(), body
+    )
+    return idempotency.Claim(key, fingerprint, timedelta(hours=hours))
 
 
 async def _send(request: Request, who: Principal, inbox_id: int | None) -> Any:
     services: Services = request.app.state.services
     limits = services.settings.limits
     # Base64 inflates attachments by 4/3; allow for it and the JSON around them.
-    body = await read_json(request, limits.max_message_bytes * 3 // 2 + 65536)
-    draft = parse_send(body, limits)
-    ids = await accept_message(services, _origin(request, who, inbox_id), draft)
+    body = await read_body(request, limits.max_message_bytes * 3 // 2 + 65536)
+    draft = parse_send(parse_json(body), limits)
+    ids = await accept_message(services, _origin(request, who, inbox_id, body), draft)
     return json_response({"success": True, "message_ids": ids})
 
 
 async def _batch(request: Request, who: Principal, inbox_id: int | None) -> Any:
     services: Services = request.app.state.services
     limits = services.settings.limits
-    body = await read_json(request, limits.max_batch_bytes)
-    drafts = parse_batch(body, limits)
-    outcomes = await accept_messages(services, _origin(request, who, inbox_id), drafts)
+    body = await read_body(request, limits.max_batch_bytes)
+    drafts = parse_batch(parse_json(body), limits)
+    origin = _origin(request, who, inbox_id, body)
+    outcomes = await accept_messages(services, origin, drafts)
     return json_response({"success": True, "responses": [_item(o) for o in outcomes], "errors": []})
 
 
 def _item(outcome: object) -> dict[str, Any]:
     if isinstance(outcome, list):
         return {"success": True, "message_ids": outcome}
-    if isinstance(outcome, ValidationFailed):
-        return {"success": False, "errors": outcome.errors}
-    if isinstance(outcome, PayloadTooLarge):
-        return {"success": False, "errors": ["Message too large"]}
-    if isinstance(outcome, Unauthorized):
-        return {"success": False, "errors": ["Unauthorized"]}
+    errors = idempotency.item_errors(outcome)
+    if errors is not None:
+        return {"success": False, "errors": errors}
     raise outcome if isinstance(outcome, Exception) else TypeError(outcome)
 
 
