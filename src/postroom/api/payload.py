@@ -466,8 +466,11 @@ class _MessageParser:
         return value or None
 
     def _attachment_content(self, item: dict[str, Any], where: str) -> bytes:
-        # Strict: the Node SDK sends string content verbatim (not base64); such content is
-        # refused unless it happens to be valid base64, which cannot be told apart.
+        # The contract says base64, but the Node SDK sends string content verbatim (a
+        # Nodemailer attachment `content: "hello"` arrives as "hello"). Content that is
+        # not valid base64 is therefore taken as the file's own text (UTF-8), as a lenient
+        # server must; content that happens to be valid base64 cannot be told apart and
+        # is decoded, which is what every other client means by it.
         raw = item.get("content")
         if raw is None:
             self._error(f"{where}: 'content' is required")
@@ -477,8 +480,7 @@ class _MessageParser:
             return b""
         data = _decode_base64(raw)
         if data is None:
-            self._error(f"{where}: 'content' is not valid base64")
-            return b""
+            data = raw.encode("utf-8", "surrogatepass")
         self._add_size(_base64_len(len(data)))
         return data
 
