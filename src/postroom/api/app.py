@@ -47,9 +47,9 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    from postroom.api.routes import domains, sandbox
+    from postroom.api.routes import domains, email_logs, insights, sandbox, stats
 
-    return [sending, accounts, sandbox, domains]
+    return [sending, accounts, sandbox, domains, email_logs, stats, insights]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 It shunts crash-looping deliveries (leased ``max_leases`` times without completing)
 so that one poisonous message cannot occupy a worker forever; an operator sees them in
 the queue and can requeue them. It re-checks sending domains' DNS, which is also how DKIM
-keys activate, rotate and retire (:func:`postroom.services.domains.verify`). Later jobs
-(retention) join ``JOBS``.
+keys activate, rotate and retire (:func:`postroom.services.domains.verify`). It folds
+new events into the stats rollups, enforces log and body retention, and judges
+per-domain alerts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 
 from postroom.queue import leases
-from postroom.services import Services, domains
+from postroom.services import Services, alerts, domains, retention, rollups
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -38,7 +39,25 @@ async def recheck_domains(services: Services) -> int:
     return checked
 
 
-JOBS = (shunt_crash_loops, recheck_domains)
+async def fold_stats(services: Services) -> int:
+    """Fold new events into the stats rollups (bounded batches)."""
+    return await rollups.consume(services)
+
+
+async def enforce_retention(services: Services) -> int:
+    """Delete logs and bodies past each account's retention (bounded batches)."""
+    swept = await retention.enforce(services)
+    return swept.messages + swept.bodies
+
+
+async def judge_alerts(services: Services) -> int:
+    """Raise or clear per-domain alerts; mail and record each change."""
+    return len(await alerts.evaluate(services))
+
+
+# Stats fold before retention (which deletes only what the rollups already counted)
+# and before alerts.
+JOBS = (shunt_crash_loops, recheck_domains, fold_stats, enforce_retention, judge_alerts)
 
 
 class Scheduler:
