@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from postroom.domain.events import EventKind
@@ -86,30 +87,30 @@ async def consume(services: Services, max_batches: int | None = None) -> int:
 
 def _fold(conn: Connection, limit: int, horizon: datetime) -> _Batch | None:
     start = repo.cursor(conn, CURSOR)
-    rows = repo.events_after(conn, start, limit)
+    rows = repo.events_after(conn, start, limit, tuple(_ROUTED))
     settled = []
     for row in rows:
-        if row["created_at"] > horizon:
+        if row.created_at > horizon:
             break
         settled.append(row)
     if not settled:
         return None
-    counted = [r for r in settled if r["kind"] in COUNTER_OF and r["message_id"]]
-    facts = repo.delivery_facts(conn, (r["message_id"] for r in counted))
+    counted = [r for r in settled if r.kind in COUNTER_OF and r.message_id]
+    facts = repo.delivery_facts(conn, (r.message_id for r in counted))
     domains = repo.domain_ids(conn, (f["account_id"] for f in facts.values()))
-    batch = _Batch(first=start, last=int(settled[-1]["id"]))
+    batch = _Batch(first=start, last=int(settled[-1].id))
     for row in counted:
-        fact = facts.get(row["message_id"])
+        fact = facts.get(row.message_id)
         if fact is not None:
             _count(batch, row, fact, domains)
     return batch
 
 
 def _count(
-    batch: _Batch, row: dict[str, Any], fact: dict[str, Any], domains: dict[tuple[int, str], int]
+    batch: _Batch, row: Row[Any], fact: dict[str, Any], domains: dict[tuple[int, str], int]
 ) -> None:
-    kind = row["kind"]
-    details = row["details"] if isinstance(row["details"], dict) else {}
+    kind = row.kind
+    details = row.details if isinstance(row.details, dict) else {}
     change = batch.changes.setdefault(
         fact["id"],
         {"b_id": fact["id"], "b_provider": None, "b_ip": None, "b_mx": None},
