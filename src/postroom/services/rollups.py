@@ -69,7 +69,8 @@ async def consume(services: Services, max_batches: int | None = None) -> int:
     """Fold pending events into rollups; returns how many events were counted."""
     settings = services.settings.insights
     now = services.clock.now()
-    await services.db.write(lambda conn: repo.ensure_cursor(conn, CURSOR, now))
+    if not await services.db.read(lambda conn: repo.has_cursor(conn, CURSOR)):
+        await services.db.write(lambda conn: repo.ensure_cursor(conn, CURSOR, now))
     total = 0
     for _ in range(max_batches or settings.stats_batches):
         horizon = services.clock.now() - timedelta(seconds=settings.stats_settle_seconds)

@@ -33,8 +33,13 @@ class CursorMoved(RuntimeError):
     """Another consumer advanced the cursor first; this batch must not be applied."""
 
 
+def has_cursor(conn: Connection, name: str) -> bool:
+    query = select(event_cursors.c.name).where(event_cursors.c.name == name)
+    return conn.execute(query).first() is not None
+
+
 def ensure_cursor(conn: Connection, name: str, now: datetime) -> None:
-    if conn.execute(select(event_cursors.c.name).where(event_cursors.c.name == name)).first():
+    if has_cursor(conn, name):
         return
     conn.execute(insert(event_cursors).values(name=name, last_event_id=0, updated_at=now))
 
