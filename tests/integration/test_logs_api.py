@@ -285,3 +285,35 @@ def test_another_accounts_messages_are_not_found(
     path = link["raw_message_url"].removeprefix("http://testserver")
     moved = path.replace(f"/accounts/{seeded.account_id}/", f"/accounts/{other_id}/")
     assert client.get(moved, headers=theirs).status_code == 403
+
+
+def test_scopes_apply(services: Services, client: TestClient, seeded: Seeded) -> None:
+    from postroom.services.accounts import create_token
+
+    send_only = services.db.write_sync(
+        lambda c: create_token(services, c, seeded.account_id, "sender", ("send",))
+    )
+    headers = {"Authorization": f"Bearer {send_only}"}
+    base = f"/api/accounts/{seeded.account_id}"
+    assert client.get(f"{base}/email_logs", headers=headers).status_code == 403
+    assert (
+        client.get(
+            f"{base}/stats?start_date=2026-03-10&end_date=2026-03-11", headers=headers
+        ).status_code
+        == 403
+    )
+    read_only = services.db.write_sync(
+        lambda c: create_token(services, c, seeded.account_id, "reader", ("read",))
+    )
+    headers = {"Authorization": f"Bearer {read_only}"}
+    assert client.get(f"{base}/email_logs", headers=headers).status_code == 200
+    assert client.get(f"{base}/retention", headers=headers).status_code == 200
+    assert (
+        client.patch(
+            f"{base}/retention", headers=headers, json={"log_retention_days": 3}
+        ).status_code
+        == 403
+    )
+    alerts_url = f"{base}/sending_domains/{seeded.shop_id}/alerts"
+    assert client.get(alerts_url, headers=headers).status_code == 200
+    assert client.patch(alerts_url, headers=headers, json={}).status_code == 403
