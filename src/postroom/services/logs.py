@@ -117,7 +117,7 @@ def list_sync(conn: Connection, account_id: int, query: LogQuery, search_after: 
     rows = rows[:PAGE_SIZE]
     return Page(
         messages=[message_json(r, ids) for r in rows],
-        total_count=repo.count(conn, account_id, where),
+        total_count=repo.count(conn, account_id, where, query),
         next_page_cursor=rows[-1]["id"] if more and rows else None,
     )
 
