@@ -407,6 +407,58 @@ class SubmissionSettings(BaseModel):
         return [item for item in wanted if item[1]]
 
 
+class InsightSettings(BaseModel):
+    """Email logs, stats rollups, retention and per-domain alerts."""
+
+    log_retention_days: int = Field(
+        30, ge=1, description="Days email logs are kept unless the account sets its own."
+    )
+    body_retention_days: int = Field(
+        30, ge=1, description="Days raw message bodies are kept unless the account sets its own."
+    )
+    retention_batch: int = Field(500, ge=1, description="Messages deleted per transaction.")
+    retention_batches: int = Field(
+        20, ge=1, description="Most retention transactions per scheduler round."
+    )
+    raw_link_seconds: int = Field(
+        3600, ge=1, description="Seconds a signed raw-message link stays valid."
+    )
+    stats_batch: int = Field(2000, ge=1, description="Events folded into rollups per transaction.")
+    stats_batches: int = Field(
+        50, ge=1, description="Most rollup transactions per scheduler round."
+    )
+    stats_settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Events younger than this are left for the next round, so that a "
+        "transaction that commits late (PostgreSQL) is not skipped.",
+    )
+    alert_window_minutes: float = Field(
+        60.0, gt=0, description="Window over which alert rates are computed."
+    )
+    alert_min_volume: int = Field(
+        50, ge=1, description="Fewest attempts in the window before a rate alert may fire."
+    )
+    alert_bounce_rate: float = Field(0.05, description="Default bounce-rate threshold (0-1).")
+    alert_complaint_rate: float = Field(
+        0.003, description="Default complaint (spam) rate threshold (0-1)."
+    )
+    alert_deferral_rate: float = Field(0.25, description="Default deferral-rate threshold (0-1).")
+    alert_clear_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A raised alert clears only once its rate falls to this fraction of "
+        "the threshold (hysteresis).",
+    )
+    alert_hold_minutes: float = Field(
+        30.0,
+        ge=0,
+        description="An alert stays raised (or cleared) at least this long before it may "
+        "change again, so a bad minute does not flood anyone.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one Postroom installation."""
 
@@ -440,6 +492,10 @@ class Settings(BaseSettings):
     )
     submission: SubmissionSettings = Field(
         default_factory=SubmissionSettings, description="SMTP submission listeners."
+    )
+    insights: InsightSettings = Field(
+        default_factory=InsightSettings,
+        description="Email logs, stats, retention and alerts.",
     )
 
     @classmethod

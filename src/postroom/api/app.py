@@ -47,9 +47,27 @@ def create_app(
 
 
 def _routers() -> list[Any]:
-    from postroom.api.routes import domains, sandbox, suppressions, templates
+    from postroom.api.routes import (
+        domains,
+        email_logs,
+        insights,
+        sandbox,
+        stats,
+        suppressions,
+        templates,
+    )
 
-    return [sending, accounts, sandbox, domains, templates, suppressions]
+    return [
+        sending,
+        accounts,
+        sandbox,
+        domains,
+        templates,
+        suppressions,
+        email_logs,
+        stats,
+        insights,
+    ]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class EventKind(StrEnum):
     DKIM_ACTIVATED = "dkim_activated"
     DKIM_RETIRING = "dkim_retiring"
     DKIM_RETIRED = "dkim_retired"
+    # Per-domain health alerts (postroom.services.alerts): no message, no recipient.
+    ALERT_RAISED = "alert_raised"
+    ALERT_CLEARED = "alert_cleared"
 
     @property
     def payload_name(self) -> str:

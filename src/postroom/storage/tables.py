@@ -15,7 +15,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -73,6 +75,9 @@ accounts = Table(
     # The IP pool (delivery.ip_pools) this account's mail leaves from; None: its stream's.
     Column("ip_pool", String(64), nullable=True),
     Column("created_at", Stamp, nullable=False),
+    # Days email logs and raw bodies are kept (null: the installation's default).
+    Column("log_retention_days", Integer, nullable=True),
+    Column("body_retention_days", Integer, nullable=True),
 )
 
 users = Table(
@@ -161,6 +166,8 @@ messages = Table(
     Column("size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=True),
     Column("created_at", Stamp, nullable=False),
+    # Retention walks each account's oldest messages first.
+    Index("ix_messages_account_created", "account_id", "created_at"),
 )
 
 message_bodies = Table(
@@ -193,8 +200,16 @@ deliveries = Table(
     Column("last_response", Text, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    # Facts the stats consumer (postroom.services.rollups) copies from the delivery's
+    # events, so email-log filters and stats need no scan of the event log.
+    Column("mailbox_provider", String(64), nullable=True),
+    Column("sending_ip", String(64), nullable=True),
+    Column("recipient_mx", String(255), nullable=True),
+    Column("opens_count", Integer, nullable=False, server_default="0"),
+    Column("clicks_count", Integer, nullable=False, server_default="0"),
     Index("ix_deliveries_due", "state", "priority", "next_attempt_at"),
     Index("ix_deliveries_message", "message_id"),
+    Index("ix_deliveries_account_created", "account_id", "created_at", "id"),
 )
 
 sandbox_messages = Table(
@@ -412,4 +427,60 @@ idempotency_keys = Table(
     Column("outcomes", JSON, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    # How far each consumer of the event log has read (events.id), e.g. "stats".
+    Column("name", String(32), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
+stats_daily = Table(
+    "stats_daily",
+    metadata,
+    # Rollups kept incrementally from the event log: one row per account, day the
+    # message was sent (UTC), sending domain (0: none), stream, category ('' : none) and
+    # mailbox provider. Counters only ever grow; stats queries sum them.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("sending_domain_id", BigInteger, nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("category", String(255), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("delivered", BigInteger, nullable=False, server_default="0"),
+    Column("bounced", BigInteger, nullable=False, server_default="0"),
+    Column("soft_bounced", BigInteger, nullable=False, server_default="0"),
+    Column("rejected", BigInteger, nullable=False, server_default="0"),
+    Column("opened", BigInteger, nullable=False, server_default="0"),
+    Column("clicked", BigInteger, nullable=False, server_default="0"),
+    Column("spam", BigInteger, nullable=False, server_default="0"),
+    Column("unsubscribed", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint(
+        "account_id",
+        "day",
+        "sending_domain_id",
+        "stream",
+        "category",
+        "provider",
+        name="uq_stats_daily_key",
+    ),
+)
+
+domain_alerts = Table(
+    "domain_alerts",
+    metadata,
+    # One row per (sending domain, alert kind): its threshold override and its state,
+    # which gives the hysteresis (raised until the rate falls well below the threshold).
+    Column("domain_id", ForeignKey("sending_domains.id", ondelete="CASCADE"), primary_key=True),
+    Column("alert", String(32), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("threshold", Float, nullable=True),
+    Column("raised", Boolean, nullable=False, default=False),
+    Column("value", Float, nullable=True),
+    Column("raised_at", Stamp, nullable=True),
+    Column("cleared_at", Stamp, nullable=True),
 )

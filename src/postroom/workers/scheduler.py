@@ -3,8 +3,9 @@
 It shunts crash-looping deliveries (leased ``max_leases`` times without completing)
 so that one poisonous message cannot occupy a worker forever; an operator sees them in
 the queue and can requeue them. It re-checks sending domains' DNS, which is also how DKIM
-keys activate, rotate and retire (:func:`postroom.services.domains.verify`). Later jobs
-(retention) join ``JOBS``.
+keys activate, rotate and retire (:func:`postroom.services.domains.verify`). It folds
+new events into the stats rollups, enforces log and body retention, and judges
+per-domain alerts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import logging
 from datetime import timedelta
 
 from postroom.queue import leases
-from postroom.services import Services, domains, idempotency, suppressions
+from postroom.services import (
+    Services,
+    alerts,
+    domains,
+    idempotency,
+    retention,
+    rollups,
+    suppressions,
+)
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -51,7 +60,33 @@ async def purge_idempotency_keys(services: Services) -> int:
     return await services.db.write(lambda conn: idempotency.purge(conn, now, ttl))
 
 
-JOBS = (shunt_crash_loops, recheck_domains, expire_suppressions, purge_idempotency_keys)
+async def fold_stats(services: Services) -> int:
+    """Fold new events into the stats rollups (bounded batches)."""
+    return await rollups.consume(services)
+
+
+async def enforce_retention(services: Services) -> int:
+    """Delete logs and bodies past each account's retention (bounded batches)."""
+    swept = await retention.enforce(services)
+    return swept.messages + swept.bodies
+
+
+async def judge_alerts(services: Services) -> int:
+    """Raise or clear per-domain alerts; mail and record each change."""
+    return len(await alerts.evaluate(services))
+
+
+# Stats fold before retention (which deletes only what the rollups already counted)
+# and before alerts.
+JOBS = (
+    shunt_crash_loops,
+    recheck_domains,
+    expire_suppressions,
+    purge_idempotency_keys,
+    fold_stats,
+    enforce_retention,
+    judge_alerts,
+)
 
 
 class Scheduler:

@@ -1,0 +1,66 @@
+"""Stats API (spec §4.3): aggregate, and grouped by domain, category, provider or date.
+
+``/api/accounts/{account_id}/stats[/…]`` is what the SDKs call; ``/api/stats[/…]`` is the
+token-scoped alias of the newer docs. Needs the ``read`` scope; another account is a 404.
+A missing date answers 400 ``{"error": "Missing required parameter: start_date"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.responses import Response
+
+from postroom.api.auth import account_scope, principal
+from postroom.api.responses import general_error, json_response
+from postroom.domain import querystring
+from postroom.services import Services, stats
+from postroom.services.auth import Principal
+
+router = APIRouter(tags=["stats"])
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Who = Annotated[Principal, Depends(principal)]
+Group = Literal["domains", "categories", "email_service_providers", "date"]
+
+
+def _query(request: Request) -> stats.StatsQuery:
+    try:
+        return stats.parse_query(querystring.parse(request.url.query))
+    except ValueError as exc:  # BadStatsRequest, or too many parameters
+        raise stats.BadStatsRequest(str(exc)) from None
+
+
+async def _answer(request: Request, who: Principal, account_id: int, group: str | None) -> Response:
+    account_scope(who, account_id, "read")
+    services: Services = request.app.state.services
+    try:
+        query = _query(request)
+    except stats.BadStatsRequest as exc:
+        return general_error(400, str(exc))
+    if group is None:
+        return json_response(await stats.aggregate(services, account_id, query))
+    return json_response(await stats.grouped(services, account_id, query, group))
+
+
+@router.get("/api/accounts/{account_id}/stats", summary="Sending stats over a date range")
+async def account_stats(request: Request, account_id: Id, who: Who) -> Response:
+    return await _answer(request, who, account_id, None)
+
+
+@router.get("/api/accounts/{account_id}/stats/{group}", summary="Sending stats, grouped")
+async def account_stats_grouped(
+    request: Request, account_id: Id, group: Group, who: Who
+) -> Response:
+    return await _answer(request, who, account_id, group)
+
+
+@router.get("/api/stats", summary="Sending stats (the token's account)")
+async def token_stats(request: Request, who: Who) -> Response:
+    return await _answer(request, who, who.account_id, None)
+
+
+@router.get("/api/stats/{group}", summary="Sending stats, grouped (the token's account)")
+async def token_stats_grouped(request: Request, group: Group, who: Who) -> Response:
+    return await _answer(request, who, who.account_id, group)
