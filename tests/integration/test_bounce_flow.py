@@ -458,3 +458,48 @@ def test_size_limit_and_auto_replies(client: TestClient, services: Services, mx:
     assert _inbound(services, [return_path], vacation) == ([250], 250)
     assert [k for k, _ in _events(services, delivery_id)] == ["accepted", "delivery"]
     assert _suppressions(services) == []
+
+
+def test_a_recipient_cannot_forge_a_complaint_for_a_co_recipient(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    # Every recipient of a message knows its Message-ID and sees the To/Cc addresses: the
+    # unsigned Message-ID fallback must not let one of them suppress another.
+    services.settings.delivery.mode = DeliveryMode.SANDBOX
+    body = {
+        "from": {"email": "orders@shop.example"},
+        "to": [{"email": "ana@dest.example"}, {"email": "bo@dest.example"}],
+        "subject": "Your order",
+        "text": "Shipped.",
+    }
+    response = client.post("/api/send", json=body)
+    assert response.status_code == 200, response.text
+    services.settings.delivery.mode = DeliveryMode.MX
+    _round(services)
+    raw = mx.received[0][2]
+    message_id = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in raw.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
+    report = _arf("someone@elsewhere.example", "bo@dest.example", message_id)
+    report = report.replace(b"redacted@dest.example", b"bo@dest.example")
+    assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
+    assert _suppressions(services) == []
+    assert _state(services, _send(client, services, "bo@dest.example")) != "rejected"
+
+
+def test_the_message_id_fallback_still_ties_a_single_recipient_report(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    delivery_id, _ = _delivered(client, services, mx, "ana@dest.example")
+    [(_, _, raw)] = mx.received
+    message_id = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in raw.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
+    report = _arf("someone@elsewhere.example", "ana@dest.example", message_id)
+    report = report.replace(b"redacted@dest.example", b"ana@dest.example")
+    assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
+    assert _events(services, delivery_id)[-1][0] == "spam"
