@@ -36,6 +36,7 @@ from postroom.domain.events import EventKind
 from postroom.errors import Conflict, NotFound, ValidationFailed
 from postroom.mta.classify import RECIPIENT_CATEGORIES, BounceCategory
 from postroom.services import Services
+from postroom.services.domains import valid_domain_name
 from postroom.storage.repos import domains as domain_repo
 from postroom.storage.repos import suppressions as repo
 
@@ -48,6 +49,9 @@ ANY_STREAM = "any"
 STREAMS = ("transactional", "bulk")
 SYSTEM = "system"
 PAGE_LIMIT = 1000
+# One import is one transaction held in memory: bounded in rows, and in errors reported.
+IMPORT_MAX_ROWS = 50_000
+IMPORT_MAX_ERRORS = 100
 REASON = "Recipient in suppression list. Reason: {}"
 CSV_FIELDS = (
     "email",
@@ -350,17 +354,30 @@ async def import_csv(services: Services, account_id: int, actor: str, text: str)
     now = services.clock.now()
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
+    failed = 0
     for number, item in enumerate(reader, start=2):
+        if number - 1 > IMPORT_MAX_ROWS:
+            raise ValidationFailed([f"the CSV has more than {IMPORT_MAX_ROWS} rows; split it"])
         clean = {str(k).strip(): (v or "").strip() for k, v in item.items() if k}
         email = normal_email(clean.get("email", ""))
         kind = clean.get("type") or MANUAL_IMPORT
+        domain_name, bad_domain = clean.get("domain_name", ""), False
+        if domain_name:
+            try:
+                domain_name = valid_domain_name(domain_name)
+            except Conflict:
+                bad_domain = True
         streams = [clean["sending_stream"]] if clean.get("sending_stream") else list(STREAMS)
         for stream in streams:
             problems = _check(email, stream, kind)
+            if bad_domain:
+                problems["domain_name"] = ["is invalid"]
             if problems:
-                errors.append(
-                    f"line {number}: " + "; ".join(f"{k} {v[0]}" for k, v in problems.items())
-                )
+                failed += 1
+                if len(errors) < IMPORT_MAX_ERRORS:
+                    errors.append(
+                        f"line {number}: " + "; ".join(f"{k} {v[0]}" for k, v in problems.items())
+                    )
                 break
             rows.append(
                 _manual_row(
@@ -369,7 +386,7 @@ async def import_csv(services: Services, account_id: int, actor: str, text: str)
                     email,
                     stream,
                     kind,
-                    clean.get("domain_name", "").lower(),
+                    domain_name,
                     actor,
                     "import",
                     now,
@@ -380,6 +397,8 @@ async def import_csv(services: Services, account_id: int, actor: str, text: str)
         return sum(repo.add(conn, row, actor, now) for row in rows)
 
     added = await services.db.write(run)
+    if failed > len(errors):
+        errors.append(f"… and {failed - len(errors)} more lines with errors")
     return {"imported": added, "skipped": len(rows) - added, "errors": errors}
 
 
