@@ -10,7 +10,8 @@ Three path families reach :mod:`postroom.services.templates`:
   flat request bodies, ``{"data": …}`` responses, ``?per_page=&token=`` pages.
 
 Postroom adds ``POST …/email_templates/{id}/preview`` (render with given
-``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``.
+``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``
+(oldest first, paged: ``?per_page=`` up to 50, ``?after_version=``).
 GETs and preview need the ``read`` scope, changes ``admin``; another tenant's template
 is a 404.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
@@ -117,6 +119,16 @@ def version_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class VersionPage(BaseModel):
+    """``?per_page=&after_version=``: a page of versions, oldest first."""
+
+    per_page: int = Field(templates.VERSIONS_PAGE_MAX, ge=1, le=templates.VERSIONS_PAGE_MAX)
+    after_version: int = Field(0, ge=0, le=2**31 - 1)
+
+
+Versions = Annotated[VersionPage, Query()]
+
+
 # --- shared handlers (account_id None: the token's account) -------------------------------
 
 
@@ -175,9 +187,13 @@ async def _preview(request: Request, who: Principal, account_id: int | None, tid
     )
 
 
-async def _versions(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
+async def _versions(
+    request: Request, who: Principal, account_id: int | None, tid: int, page: VersionPage
+) -> Response:
     target = _scoped(who, account_id, "read")
-    rows = await templates.versions(_services(request), target, tid)
+    rows = await templates.versions(
+        _services(request), target, tid, after=page.after_version, limit=page.per_page
+    )
     return json_response([version_json(row) for row in rows])
 
 
@@ -224,9 +240,9 @@ async def preview_email_template(
 
 @router.get(ACCOUNT + "/{template_id}/versions", summary="List a template's versions (Postroom)")
 async def list_email_template_versions(
-    account_id: Id, template_id: Id, request: Request, who: Who
+    account_id: Id, template_id: Id, request: Request, who: Who, page: Versions
 ) -> Response:
-    return await _versions(request, who, account_id, template_id)
+    return await _versions(request, who, account_id, template_id, page)
 
 
 # --- /api/email_templates (token-scoped alias) --------------------------------------------
@@ -267,8 +283,10 @@ async def preview_template_alias(template_id: Id, request: Request, who: Who) ->
 
 
 @router.get(ALIAS + "/{template_id}/versions", summary="List a template's versions (Postroom)")
-async def template_versions_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _versions(request, who, None, template_id)
+async def template_versions_alias(
+    template_id: Id, request: Request, who: Who, page: Versions
+) -> Response:
+    return await _versions(request, who, None, template_id, page)
 
 
 # --- /api/accounts/{account_id}/templates (the Python SDK's paginated variant) -------------
