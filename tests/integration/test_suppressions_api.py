@@ -323,3 +323,14 @@ def test_csv_import_checks_domain_names_and_is_bounded(
     assert too_many.status_code == 422
     assert "more than 3 rows" in too_many.json()["errors"]["base"][0]
     assert len(client.get(_base(boot)).json()) == 1  # nothing of the refused file was added
+
+
+def test_history_shows_the_newest_entries_only(
+    client: TestClient, boot: Bootstrap, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(suppressions, "HISTORY_LIMIT", 3)
+    for _ in range(2):
+        entry = _create(client, boot, "flip@example.com")
+        assert client.delete(f"{_base(boot)}/{entry['id']}").status_code == 200
+    history = client.get(f"{_base(boot)}/history", params={"email": "flip@example.com"}).json()
+    assert [h["action"] for h in history] == ["removed", "added", "removed"]

@@ -52,6 +52,7 @@ PAGE_LIMIT = 1000
 # One import is one transaction held in memory: bounded in rows, and in errors reported.
 IMPORT_MAX_ROWS = 50_000
 IMPORT_MAX_ERRORS = 100
+HISTORY_LIMIT = 1000  # log entries of one address shown (the newest)
 REASON = "Recipient in suppression list. Reason: {}"
 CSV_FIELDS = (
     "email",
@@ -416,5 +417,7 @@ async def expire_due(services: Services, batch: int = 500) -> int:
 
 
 async def history(services: Services, account_id: int, email: str) -> list[dict[str, Any]]:
-    """The audit trail of one address: every addition and removal, with who did it."""
-    return await services.db.read(lambda conn: repo.history(conn, account_id, normal_email(email)))
+    """The audit trail of one address: its newest ``HISTORY_LIMIT`` additions and
+    removals, oldest first, with who made them."""
+    email = normal_email(email)
+    return await services.db.read(lambda conn: repo.history(conn, account_id, email, HISTORY_LIMIT))

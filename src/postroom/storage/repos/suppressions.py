@@ -146,13 +146,15 @@ def expired(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def history(conn: Connection, account_id: int, email: str) -> list[dict[str, Any]]:
+def history(conn: Connection, account_id: int, email: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` log entries of one address, oldest first."""
     query = (
         select(suppression_log)
         .where(suppression_log.c.account_id == account_id, suppression_log.c.email == email)
-        .order_by(suppression_log.c.id)
+        .order_by(suppression_log.c.id.desc())
+        .limit(limit)
     )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return [dict(r) for r in reversed(conn.execute(query).mappings().all())]
 
 
 def message_facts(conn: Connection, delivery_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
