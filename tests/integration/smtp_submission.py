@@ -21,6 +21,7 @@ from typing import Any
 
 import trustme
 
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
@@ -100,9 +101,7 @@ def listeners(services: Services, tls: Tls | None, **submission: Any) -> Iterato
             raise
         ready.set()
         await stop.wait()
-        for server in servers:
-            server.close()
-            await server.wait_closed()
+        await listen.stop(servers)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()

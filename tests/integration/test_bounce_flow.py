@@ -34,6 +34,7 @@ from dnsserver import LocalDnsServer
 from postroom.clock import FrozenClock
 from postroom.config import DeliveryMode
 from postroom.inbound import listener
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.dns import DnsPythonResolver
 from postroom.storage.tables import deliveries, events, suppressions
@@ -177,8 +178,7 @@ def _inbound(
         try:
             return await _smtp_session(port, mail_from, rcpts, raw)
         finally:
-            server.close()
-            await server.wait_closed()
+            await listen.stop([server])
 
     return asyncio.run(run())
 
