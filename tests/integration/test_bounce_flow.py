@@ -24,9 +24,6 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
-from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -39,57 +36,23 @@ from postroom.services import Services
 from postroom.services.dns import DnsPythonResolver
 from postroom.storage.tables import deliveries, events, suppressions
 from postroom.workers.delivery import DeliveryWorker
-
-
-class Receiver:
-    """The recipients' MX: accepts, or answers the scripted RCPT reply for an address."""
-
-    def __init__(self) -> None:
-        self.replies: dict[str, str] = {}
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
-        self,
-        server: SMTP,
-        session: SmtpSession,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if address in self.replies:
-            return self.replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: SmtpSession, envelope: Envelope
-    ) -> str:
-        content = envelope.original_content or b""
-        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
-        return "250 2.0.0 Ok: queued as 4XYZ"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from smtppeers import Receiver, Receivers
 
 
 @pytest.fixture
 def mx(services: Services, dns_server: LocalDnsServer) -> Iterator[Receiver]:
-    receiver = Receiver()
-    port = _free_port("127.0.0.2")
-    controller = Controller(receiver, hostname="127.0.0.2", port=port)
-    controller.start()
+    """The recipients' MX (tests/smtppeers.py): accepts, or answers its scripted replies."""
+    receivers = Receivers()
+    receivers.start("127.0.0.2")
     dns_server.add_mx("dest.example", 10, "mx1.dest.example")
     dns_server.add_a("mx1.dest.example", "127.0.0.2")
     services.resolver = DnsPythonResolver(dns_server.address, timeout=1.0)
     services.clock = FrozenClock()
     cfg = services.settings.delivery
-    cfg.port = port
+    cfg.port = receivers.port
     cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
-    yield receiver
-    controller.stop()
+    yield receivers.primary
+    receivers.close()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -276,6 +239,15 @@ def _arf(return_path: str, recipient: str, message_id: str) -> bytes:
     ).encode()
 
 
+def _message_id(raw: bytes) -> str:
+    """The Message-ID header of a message the MX received."""
+    return next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in raw.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
+
+
 def _delivered(client: TestClient, services: Services, mx: Receiver, to: str) -> tuple[str, str]:
     """Send to ``to``, let the MX accept it; the delivery id and the return path used."""
     delivery_id = _send(client, services, to)
@@ -398,11 +370,7 @@ def test_arf_complaint_records_spam_and_suppresses(
 ) -> None:
     delivery_id, return_path = _delivered(client, services, mx, "ana@dest.example")
     [(_, _, raw)] = mx.received
-    message_id = next(
-        line.split(b":", 1)[1].strip().decode()
-        for line in raw.splitlines()
-        if line.lower().startswith(b"message-id:")
-    )
+    message_id = _message_id(raw)
     report = _arf(return_path, "ana@dest.example", message_id)
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
     kind, details = _events(services, delivery_id)[-1]
@@ -477,11 +445,7 @@ def test_a_recipient_cannot_forge_a_complaint_for_a_co_recipient(
     services.settings.delivery.mode = DeliveryMode.MX
     _round(services)
     raw = mx.received[0][2]
-    message_id = next(
-        line.split(b":", 1)[1].strip().decode()
-        for line in raw.splitlines()
-        if line.lower().startswith(b"message-id:")
-    )
+    message_id = _message_id(raw)
     report = _arf("someone@elsewhere.example", "bo@dest.example", message_id)
     report = report.replace(b"redacted@dest.example", b"bo@dest.example")
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
@@ -494,11 +458,7 @@ def test_the_message_id_fallback_still_ties_a_single_recipient_report(
 ) -> None:
     delivery_id, _ = _delivered(client, services, mx, "ana@dest.example")
     [(_, _, raw)] = mx.received
-    message_id = next(
-        line.split(b":", 1)[1].strip().decode()
-        for line in raw.splitlines()
-        if line.lower().startswith(b"message-id:")
-    )
+    message_id = _message_id(raw)
     report = _arf("someone@elsewhere.example", "ana@dest.example", message_id)
     report = report.replace(b"redacted@dest.example", b"ana@dest.example")
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
