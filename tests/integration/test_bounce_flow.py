@@ -463,3 +463,19 @@ def test_the_message_id_fallback_still_ties_a_single_recipient_report(
     report = report.replace(b"redacted@dest.example", b"ana@dest.example")
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
     assert _events(services, delivery_id)[-1][0] == "spam"
+
+
+def test_over_long_report_fields_still_record_the_bounce(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    # Remote-MTA is the reporting MTA's text: longer than the suppression's column, it must
+    # not fail the transaction (a 451 forever, the bounce never recorded).
+    delivery_id, return_path = _delivered(client, services, mx, "ana@dest.example")
+    host = "m" * 300 + ".dest.example"
+    dsn = _dsn(return_path, "ana@dest.example").replace(
+        b"Remote-MTA: dns; mailstore.dest.example", f"Remote-MTA: dns; {host}".encode()
+    )
+    assert _inbound(services, [return_path], dsn) == ([250], 250)
+    assert _state(services, delivery_id) == "bounced"
+    [entry] = _suppressions(services)
+    assert entry["message_recipient_mx_name"] == host[:255]

@@ -30,8 +30,23 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
+# The facts of the message come from remote text (a DSN's Remote-MTA, an MX's reply):
+# cut to their columns, so that one over-long field never fails the transaction.
+_FACT_LENGTHS = {
+    column.name: length
+    for column in suppressions.columns
+    if column.name.startswith("message_") and (length := getattr(column.type, "length", None))
+}
+
+
 def add(conn: Connection, row: dict[str, Any], actor: str, now: datetime) -> bool:
     """Insert ``row`` unless its scope already has an entry; log it. True when added."""
+    row = {
+        key: value[: _FACT_LENGTHS[key]]
+        if key in _FACT_LENGTHS and isinstance(value, str)
+        else value
+        for key, value in row.items()
+    }
     statement = _insert(conn, suppressions).values(**row).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
     if conn.execute(statement.returning(suppressions.c.id)).first() is None:
