@@ -80,31 +80,25 @@ async def _optional_object(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
+_CONTENT = ("name", "category", "subject", "body_html", "body_text")
+
+
+def version_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One saved version: its number, content, and when it was saved."""
+    return {
+        "version": row["version"],
+        **{name: row[name] for name in _CONTENT},
+        "created_at": iso(row["created_at"]),
+    }
+
+
 def template_json(row: dict[str, Any]) -> dict[str, Any]:
     """A Template as spec §4.1 (and the SDKs' ``EmailTemplate``) has it, plus ``version``."""
     return {
         "id": row["id"],
         "uuid": row["uuid"],
-        "name": row["name"],
-        "category": row["category"],
-        "subject": row["subject"],
-        "body_html": row["body_html"],
-        "body_text": row["body_text"],
-        "created_at": iso(row["created_at"]),
+        **version_json(row),
         "updated_at": iso(row["updated_at"]),
-        "version": row["version"],
-    }
-
-
-def version_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": row["version"],
-        "name": row["name"],
-        "category": row["category"],
-        "subject": row["subject"],
-        "body_html": row["body_html"],
-        "body_text": row["body_text"],
-        "created_at": iso(row["created_at"]),
     }
 
 
