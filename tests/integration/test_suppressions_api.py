@@ -334,3 +334,13 @@ def test_history_shows_the_newest_entries_only(
         assert client.delete(f"{_base(boot)}/{entry['id']}").status_code == 200
     history = client.get(f"{_base(boot)}/history", params={"email": "flip@example.com"}).json()
     assert [h["action"] for h in history] == ["removed", "added", "removed"]
+
+
+def test_csv_import_with_an_unreadable_file_is_a_client_error(
+    client: TestClient, boot: Bootstrap
+) -> None:
+    huge_cell = "email\r\n" + "a" * 200_000 + "@example.com\r\n"  # over csv's field limit
+    response = client.post(f"{_base(boot)}/import", content=huge_cell.encode())
+    assert response.status_code == 422, response.text
+    assert "line 2" in response.json()["errors"]["base"][0]
+    assert client.get(_base(boot)).json() == []

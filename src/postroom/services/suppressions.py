@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -346,17 +346,34 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _unreadable(reader: csv.DictReader[str], exc: csv.Error) -> ValidationFailed:
+    # A file csv cannot read (a cell over its field size limit) is the client's error; the
+    # record that failed starts on the line after those read.
+    return ValidationFailed([f"line {reader.line_num + 1}: {exc}"])
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise _unreadable(reader, exc) from None
+
+
 async def import_csv(services: Services, account_id: int, actor: str, text: str) -> dict[str, Any]:
     """Add the entries of a CSV (columns: email, and optionally sending_stream, type,
     domain_name); rows without a stream apply to both streams. One transaction."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "email" not in [f.strip() for f in reader.fieldnames]:
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise _unreadable(reader, exc) from None
+    if fields is None or "email" not in [f.strip() for f in fields]:
         raise ValidationFailed(["the CSV needs a header row with an 'email' column"])
     now = services.clock.now()
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     failed = 0
-    for number, item in enumerate(reader, start=2):
+    for number, item in enumerate(_records(reader), start=2):
         if number - 1 > IMPORT_MAX_ROWS:
             raise ValidationFailed([f"the CSV has more than {IMPORT_MAX_ROWS} rows; split it"])
         clean = {str(k).strip(): (v or "").strip() for k, v in item.items() if k}
