@@ -344,3 +344,21 @@ def test_csv_import_with_an_unreadable_file_is_a_client_error(
     assert response.status_code == 422, response.text
     assert "line 2" in response.json()["errors"]["base"][0]
     assert client.get(_base(boot)).json() == []
+
+
+def test_csv_export_is_streamed_a_page_at_a_time(
+    client: TestClient, boot: Bootstrap, services: Services, monkeypatch: Any
+) -> None:
+    clock = FrozenClock()
+    services.clock = clock
+    for n in range(5):
+        _create(client, boot, f"user{n}@example.com")
+        clock.advance(1)
+    monkeypatch.setattr(suppressions, "PAGE_LIMIT", 2)
+    exported = client.get("/api/suppressions/export")
+    assert exported.status_code == 200
+    assert "content-length" not in exported.headers  # chunks, not one buffered body
+    assert [line.split(",")[0] for line in exported.text.splitlines()] == [
+        "email",
+        *(f"user{n}@example.com" for n in range(5)),
+    ]

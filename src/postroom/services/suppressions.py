@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -323,8 +323,9 @@ async def list_page(
     return await services.db.read(run)
 
 
-async def export_csv(services: Services, account_id: int) -> str:
-    """Every entry of the account as CSV (header row first), oldest first."""
+async def export_csv(services: Services, account_id: int) -> AsyncIterator[str]:
+    """Every entry of the account as CSV (header row first), oldest first: one chunk a
+    page, so an account's whole list is never held in memory at once."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
@@ -333,8 +334,11 @@ async def export_csv(services: Services, account_id: int) -> str:
         rows = await list_page(services, account_id, last_id=last)
         for row in rows:
             writer.writerow([_csv_cell(row.get(name)) for name in CSV_FIELDS])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
         if len(rows) < PAGE_LIMIT:
-            return out.getvalue()
+            return
         last = str(rows[-1]["id"])
 
 

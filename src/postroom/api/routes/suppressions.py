@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
@@ -157,9 +157,8 @@ async def _delete(
 
 async def _export(request: Request, who: Principal, account_id: int | None) -> Response:
     target = acting_account(who, account_id, "read")
-    text = await suppressions.export_csv(services_of(request), target)
-    return Response(
-        text,
+    return StreamingResponse(
+        suppressions.export_csv(services_of(request), target),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
     )
