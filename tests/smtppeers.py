@@ -1,7 +1,8 @@
 """Real SMTP receivers for delivery tests: scripted aiosmtpd handlers on loopback.
 
 :class:`Receiver` records what it accepts (with the connecting peer's address) and
-answers as told: unknown recipients get ``550 5.1.1``, ``defer_data``/``always_defer``
+answers as told: unknown recipients get ``550 5.1.1`` (``replies`` scripts any other RCPT
+reply for an address), ``defer_data``/``always_defer``
 answer ``451`` to DATA, ``delay`` holds every DATA reply (to make connections overlap),
 and it counts how many sessions are open at once. :class:`Receivers` runs two of them on
 127.0.0.2 and 127.0.0.3 (Linux routes all of 127/8 to loopback) on one free port.
@@ -35,6 +36,7 @@ class Receiver:
         self.received: list[tuple[str, list[str], bytes]] = []
         self.peers: list[str] = []  # the client address of each accepted message
         self.unknown: set[str] = set()
+        self.replies: dict[str, str] = {}  # a scripted RCPT reply for an address
         self.defer_data = 0  # answer 451 to this many DATA commands
         self.always_defer = False
         self.delay = 0.0  # seconds to hold each DATA reply
@@ -57,6 +59,8 @@ class Receiver:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if address in self.replies:
+            return self.replies[address]
         if address in self.unknown:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)

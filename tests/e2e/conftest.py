@@ -1,12 +1,14 @@
 """Fixtures for the end-to-end tests: a real ``postroom serve`` over HTTPS with a private CA.
 
-- ``tls_files``: a throwaway CA (trustme) and a server certificate for 127.0.0.1 and
-  localhost, written as PEM files.
+- ``tls_files``: a throwaway CA and a server certificate for 127.0.0.1 and localhost,
+  written as PEM files (tests/tlsfiles.py).
 - ``instance``: ``postroom serve`` started as a subprocess on two free ports with that
   certificate, its first-start token, account and default inbox; the official SDK is
   pointed at it for the whole module (``REQUESTS_CA_BUNDLE`` and
   ``mailtrap.client.GENERAL_HOST``). At teardown the server gets SIGTERM and must exit 0.
 - ``pg_url``: a fresh schema in the local PostgreSQL (conventions of tests/conftest.py).
+- ``database_url``: each test twice, on SQLite (None: in the data directory) and on a
+  fresh PostgreSQL schema.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Iterator
 import httpx
 import mailtrap.client
 import pytest
-import trustme
 from server import Instance, Store, TlsFiles, run_cli, start_server
 from sqlalchemy import create_engine, text
+
+from tlsfiles import make_tls
 
 PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("POSTROOM_TEST_REQUIRE_POSTGRES") == "1"
@@ -30,16 +33,8 @@ REQUIRE_PG = os.environ.get("POSTROOM_TEST_REQUIRE_POSTGRES") == "1"
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    directory = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = TlsFiles(directory / "ca.pem", directory / "server-chain.pem", directory / "key.pem")
-    ca.cert_pem.write_to_path(str(files.ca_pem))
-    cert.private_key_pem.write_to_path(str(files.key_pem))
-    with files.cert_chain_pem.open("wb") as chain:
-        for blob in cert.cert_chain_pems:
-            chain.write(blob.bytes())
-    return files
+    tls = make_tls(tmp_path_factory.mktemp("tls"))
+    return TlsFiles(tls.ca, tls.cert, tls.key)
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +95,12 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: SQLite in the data directory; else a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url

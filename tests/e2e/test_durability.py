@@ -150,15 +150,6 @@ def _wait_drained(store: Store) -> float:
     raise AssertionError(f"still {queued} queued deliveries after {DRAIN_TIMEOUT} s")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """None: SQLite in the data directory; else a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 def servers() -> Iterator[list[Server]]:
     """Every server a test starts; whatever is still running at the end is killed."""

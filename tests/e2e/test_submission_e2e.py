@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import smtplib
-import socket
 import ssl
 import subprocess
 import threading
@@ -29,12 +28,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
-from aiosmtpd.smtp import Session as SmtpSession
 from server import Instance, Server, Store, TlsFiles, start_server
 
 from dnsserver import LocalDnsServer
+from smtppeers import Receiver, Receivers
 
 SWAKS = shutil.which("swaks")
 RECEIVER_HOST = "127.0.0.2"
@@ -124,33 +121,15 @@ def test_unauthenticated_wrong_and_mixed_credentials_are_refused(instance: Insta
 # --- mx mode ----------------------------------------------------------------------------------
 
 
-class Receiver:
-    """Records each message it is handed with its envelope recipients."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.received: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
-        self, server: SMTP, session: SmtpSession, envelope: Envelope
-    ) -> str:
-        with self.lock:
-            self.received.append((list(envelope.rcpt_tos), envelope.original_content or b""))
-        return "250 2.0.0 Ok"
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, int]]:
-    handler = Receiver()
-    with socket.socket() as sock:
-        sock.bind((RECEIVER_HOST, 0))
-        port = int(sock.getsockname()[1])
-    controller = Controller(handler, hostname=RECEIVER_HOST, port=port)
-    controller.start()
+    """The recipients' MX on 127.0.0.2 (tests/smtppeers.py)."""
+    receivers = Receivers()
+    receivers.start(RECEIVER_HOST)
     try:
-        yield handler, port
+        yield receivers.primary, receivers.port
     finally:
-        controller.stop()
+        receivers.close()
 
 
 def test_mx_mode_delivers_to_envelope_recipients_without_bcc(
@@ -205,7 +184,7 @@ def test_mx_mode_delivers_to_envelope_recipients_without_bcc(
         finally:
             code = server.stop()
         assert code == 0, server.output()
-    [(recipients, content)] = handler.received
+    [(_, recipients, content)] = handler.received
     assert sorted(recipients) == ["ann@example.org", "hidden@example.org"]
     head = content.split(b"\r\n\r\n", 1)[0]
     assert b"\r\nBcc:" not in b"\r\n" + head and b"hidden@example.org" not in head
@@ -215,14 +194,6 @@ def test_mx_mode_delivers_to_envelope_recipients_without_bcc(
 # --- kill -9 ---------------------------------------------------------------------------------
 
 SENDERS = 8
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 @pytest.mark.slow

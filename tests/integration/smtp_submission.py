@@ -2,8 +2,8 @@
 
 ``Listeners`` starts :func:`postroom.submission.server.start_listeners` in its own event
 loop on a background thread (as ``postroom serve`` runs it), so blocking clients
-(smtplib, swaks, raw sockets) can talk to it from the test. ``tls_files`` makes a
-throwaway CA and server certificate with trustme.
+(smtplib, swaks, raw sockets) can talk to it from the test. ``make_tls`` (tests/tlsfiles.py)
+makes a throwaway CA and server certificate.
 """
 
 from __future__ import annotations
@@ -16,38 +16,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import trustme
-
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
+from tlsfiles import Tls, make_tls
 
 HOST = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Tls:
-    ca: Path
-    cert: Path
-    key: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-
-def make_tls(directory: Path) -> Tls:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = Tls(directory / "ca.pem", directory / "chain.pem", directory / "key.pem")
-    ca.cert_pem.write_to_path(str(files.ca))
-    cert.private_key_pem.write_to_path(str(files.key))
-    with files.cert.open("wb") as chain:
-        for blob in cert.cert_chain_pems:
-            chain.write(blob.bytes())
-    return files
 
 
 @dataclass(frozen=True)
@@ -100,9 +77,7 @@ def listeners(services: Services, tls: Tls | None, **submission: Any) -> Iterato
             raise
         ready.set()
         await stop.wait()
-        for server in servers:
-            server.close()
-            await server.wait_closed()
+        await listen.stop(servers)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
@@ -188,3 +163,6 @@ class Raw:
 
     def close(self) -> None:
         self.sock.close()
+
+
+__all__ = ["Ports", "Raw", "Tls", "implicit_client", "listeners", "make_tls", "starttls_client"]

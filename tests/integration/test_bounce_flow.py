@@ -24,9 +24,6 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
-from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -34,61 +31,28 @@ from dnsserver import LocalDnsServer
 from postroom.clock import FrozenClock
 from postroom.config import DeliveryMode
 from postroom.inbound import listener
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.dns import DnsPythonResolver
 from postroom.storage.tables import deliveries, events, suppressions
 from postroom.workers.delivery import DeliveryWorker
-
-
-class Receiver:
-    """The recipients' MX: accepts, or answers the scripted RCPT reply for an address."""
-
-    def __init__(self) -> None:
-        self.replies: dict[str, str] = {}
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
-        self,
-        server: SMTP,
-        session: SmtpSession,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if address in self.replies:
-            return self.replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: SmtpSession, envelope: Envelope
-    ) -> str:
-        content = envelope.original_content or b""
-        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
-        return "250 2.0.0 Ok: queued as 4XYZ"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from smtppeers import Receiver, Receivers
 
 
 @pytest.fixture
 def mx(services: Services, dns_server: LocalDnsServer) -> Iterator[Receiver]:
-    receiver = Receiver()
-    port = _free_port("127.0.0.2")
-    controller = Controller(receiver, hostname="127.0.0.2", port=port)
-    controller.start()
+    """The recipients' MX (tests/smtppeers.py): accepts, or answers its scripted replies."""
+    receivers = Receivers()
+    receivers.start("127.0.0.2")
     dns_server.add_mx("dest.example", 10, "mx1.dest.example")
     dns_server.add_a("mx1.dest.example", "127.0.0.2")
     services.resolver = DnsPythonResolver(dns_server.address, timeout=1.0)
     services.clock = FrozenClock()
     cfg = services.settings.delivery
-    cfg.port = port
+    cfg.port = receivers.port
     cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
-    yield receiver
-    controller.stop()
+    yield receivers.primary
+    receivers.close()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -177,8 +141,7 @@ def _inbound(
         try:
             return await _smtp_session(port, mail_from, rcpts, raw)
         finally:
-            server.close()
-            await server.wait_closed()
+            await listen.stop([server])
 
     return asyncio.run(run())
 
@@ -274,6 +237,15 @@ def _arf(return_path: str, recipient: str, message_id: str) -> bytes:
         "Shipped.\r\n"
         "--ARF--\r\n"
     ).encode()
+
+
+def _message_id(raw: bytes) -> str:
+    """The Message-ID header of a message the MX received."""
+    return next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in raw.splitlines()
+        if line.lower().startswith(b"message-id:")
+    )
 
 
 def _delivered(client: TestClient, services: Services, mx: Receiver, to: str) -> tuple[str, str]:
@@ -398,11 +370,7 @@ def test_arf_complaint_records_spam_and_suppresses(
 ) -> None:
     delivery_id, return_path = _delivered(client, services, mx, "ana@dest.example")
     [(_, _, raw)] = mx.received
-    message_id = next(
-        line.split(b":", 1)[1].strip().decode()
-        for line in raw.splitlines()
-        if line.lower().startswith(b"message-id:")
-    )
+    message_id = _message_id(raw)
     report = _arf(return_path, "ana@dest.example", message_id)
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
     kind, details = _events(services, delivery_id)[-1]
@@ -458,3 +426,56 @@ def test_size_limit_and_auto_replies(client: TestClient, services: Services, mx:
     assert _inbound(services, [return_path], vacation) == ([250], 250)
     assert [k for k, _ in _events(services, delivery_id)] == ["accepted", "delivery"]
     assert _suppressions(services) == []
+
+
+def test_a_recipient_cannot_forge_a_complaint_for_a_co_recipient(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    # Every recipient of a message knows its Message-ID and sees the To/Cc addresses: the
+    # unsigned Message-ID fallback must not let one of them suppress another.
+    services.settings.delivery.mode = DeliveryMode.SANDBOX
+    body = {
+        "from": {"email": "orders@shop.example"},
+        "to": [{"email": "ana@dest.example"}, {"email": "bo@dest.example"}],
+        "subject": "Your order",
+        "text": "Shipped.",
+    }
+    response = client.post("/api/send", json=body)
+    assert response.status_code == 200, response.text
+    services.settings.delivery.mode = DeliveryMode.MX
+    _round(services)
+    raw = mx.received[0][2]
+    message_id = _message_id(raw)
+    report = _arf("someone@elsewhere.example", "bo@dest.example", message_id)
+    report = report.replace(b"redacted@dest.example", b"bo@dest.example")
+    assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
+    assert _suppressions(services) == []
+    assert _state(services, _send(client, services, "bo@dest.example")) != "rejected"
+
+
+def test_the_message_id_fallback_still_ties_a_single_recipient_report(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    delivery_id, _ = _delivered(client, services, mx, "ana@dest.example")
+    [(_, _, raw)] = mx.received
+    message_id = _message_id(raw)
+    report = _arf("someone@elsewhere.example", "ana@dest.example", message_id)
+    report = report.replace(b"redacted@dest.example", b"ana@dest.example")
+    assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
+    assert _events(services, delivery_id)[-1][0] == "spam"
+
+
+def test_over_long_report_fields_still_record_the_bounce(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    # Remote-MTA is the reporting MTA's text: longer than the suppression's column, it must
+    # not fail the transaction (a 451 forever, the bounce never recorded).
+    delivery_id, return_path = _delivered(client, services, mx, "ana@dest.example")
+    host = "m" * 300 + ".dest.example"
+    dsn = _dsn(return_path, "ana@dest.example").replace(
+        b"Remote-MTA: dns; mailstore.dest.example", f"Remote-MTA: dns; {host}".encode()
+    )
+    assert _inbound(services, [return_path], dsn) == ([250], 250)
+    assert _state(services, delivery_id) == "bounced"
+    [entry] = _suppressions(services)
+    assert entry["message_recipient_mx_name"] == host[:255]

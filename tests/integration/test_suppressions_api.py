@@ -289,3 +289,76 @@ def test_soft_bounce_entries_expire_and_the_expiry_is_logged(
         ("added", "system"),
         ("expired", "system"),
     ]
+
+
+def test_csv_import_checks_domain_names_and_is_bounded(
+    client: TestClient, boot: Bootstrap, monkeypatch: Any
+) -> None:
+    long_domain = "d" * 300 + ".example"
+    body = (
+        "email,sending_stream,type,domain_name\r\n"
+        f"a@example.com,bulk,unsubscription,{long_domain}\r\n"
+        "b@example.com,bulk,unsubscription,=HYPERLINK(1)\r\n"
+        "c@example.com,bulk,unsubscription,Shop.Example\r\n"
+    )
+    imported = client.post(f"{_base(boot)}/import", content=body.encode())
+    assert imported.status_code == 200, imported.text
+    result = imported.json()["data"]
+    assert result["imported"] == 1
+    assert [e.split(":")[0] for e in result["errors"]] == ["line 2", "line 3"]
+    assert all("domain_name is invalid" in e for e in result["errors"])
+    [entry] = client.get(_base(boot)).json()
+    assert (entry["email"], entry["domain_name"]) == ("c@example.com", "shop.example")
+
+    monkeypatch.setattr(suppressions, "IMPORT_MAX_ROWS", 3)
+    monkeypatch.setattr(suppressions, "IMPORT_MAX_ERRORS", 1)
+    broken = "email\r\nnot-an-address\r\nalso-not\r\nthird-not\r\n"
+    capped = client.post(f"{_base(boot)}/import", content=broken.encode())
+    assert capped.status_code == 200, capped.text
+    assert capped.json()["data"]["errors"] == [
+        "line 2: email is invalid",
+        "… and 2 more lines with errors",
+    ]
+    too_many = client.post(f"{_base(boot)}/import", content=(broken + "d@example.com\r\n").encode())
+    assert too_many.status_code == 422
+    assert "more than 3 rows" in too_many.json()["errors"]["base"][0]
+    assert len(client.get(_base(boot)).json()) == 1  # nothing of the refused file was added
+
+
+def test_history_shows_the_newest_entries_only(
+    client: TestClient, boot: Bootstrap, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(suppressions, "HISTORY_LIMIT", 3)
+    for _ in range(2):
+        entry = _create(client, boot, "flip@example.com")
+        assert client.delete(f"{_base(boot)}/{entry['id']}").status_code == 200
+    history = client.get(f"{_base(boot)}/history", params={"email": "flip@example.com"}).json()
+    assert [h["action"] for h in history] == ["removed", "added", "removed"]
+
+
+def test_csv_import_with_an_unreadable_file_is_a_client_error(
+    client: TestClient, boot: Bootstrap
+) -> None:
+    huge_cell = "email\r\n" + "a" * 200_000 + "@example.com\r\n"  # over csv's field limit
+    response = client.post(f"{_base(boot)}/import", content=huge_cell.encode())
+    assert response.status_code == 422, response.text
+    assert "line 2" in response.json()["errors"]["base"][0]
+    assert client.get(_base(boot)).json() == []
+
+
+def test_csv_export_is_streamed_a_page_at_a_time(
+    client: TestClient, boot: Bootstrap, services: Services, monkeypatch: Any
+) -> None:
+    clock = FrozenClock()
+    services.clock = clock
+    for n in range(5):
+        _create(client, boot, f"user{n}@example.com")
+        clock.advance(1)
+    monkeypatch.setattr(suppressions, "PAGE_LIMIT", 2)
+    exported = client.get("/api/suppressions/export")
+    assert exported.status_code == 200
+    assert "content-length" not in exported.headers  # chunks, not one buffered body
+    assert [line.split(",")[0] for line in exported.text.splitlines()] == [
+        "email",
+        *(f"user{n}@example.com" for n in range(5)),
+    ]

@@ -126,6 +126,24 @@ def test_every_save_keeps_a_version(client: TestClient, boot: Bootstrap) -> None
     assert versions[2]["name"] == "Renamed" and versions[2]["body_html"] is None
 
 
+def test_versions_are_listed_a_page_at_a_time(client: TestClient, boot: Bootstrap) -> None:
+    # Every save keeps a version with both bodies: the list must not return them all.
+    template = create(client, boot)
+    url = f"{base(boot)}/{template['id']}"
+    for n in range(2, 53):
+        saved = client.patch(url, json={"email_template": {"body_text": f"v{n}"}})
+        assert saved.json()["version"] == n
+    first = client.get(f"{url}/versions").json()
+    assert [v["version"] for v in first] == list(range(1, 51))
+    rest = client.get(f"{url}/versions", params={"after_version": 50}).json()
+    assert [v["version"] for v in rest] == [51, 52]
+    page = client.get(f"{url}/versions", params={"per_page": 2, "after_version": 10}).json()
+    assert [v["version"] for v in page] == [11, 12]
+    alias = client.get(f"/api/email_templates/{template['id']}/versions", params={"per_page": 1})
+    assert [v["version"] for v in alias.json()] == [1]
+    assert client.get(f"{url}/versions", params={"per_page": 51}).status_code == 400
+
+
 @pytest.mark.parametrize(
     ("fields", "errors"),
     [

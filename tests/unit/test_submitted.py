@@ -59,8 +59,14 @@ def test_bcc_return_path_and_mailtrap_headers_are_removed_with_their_folded_line
 
 @pytest.mark.parametrize(
     "value",
-    ["not json", "[1, 2]", '{"a": "' + "x" * 600 + '",\r\n "b": "' + "x" * 600 + '"}'],
-    ids=["bad", "array", "big"],
+    [
+        "not json",
+        "[1, 2]",
+        '{"a": "' + "x" * 600 + '",\r\n "b": "' + "x" * 600 + '"}',
+        # Nested deeper than the JSON decoder recurses: unreadable, not a 451 for ever.
+        '{"a":' + "\r\n ".join(["[" * 900] * 4),
+    ],
+    ids=["bad", "array", "big", "deep"],
 )
 def test_unusable_custom_variables_are_ignored(value: str) -> None:
     raw = message(*BASIC, f"X-MT-Custom-Variables: {value}")

@@ -1,10 +1,12 @@
-"""Request authentication: ``Authorization: Bearer <token>`` or ``Api-Token: <token>``."""
+"""Request authentication (``Authorization: Bearer <token>`` or ``Api-Token: <token>``) and
+the account a request may act on."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
 from postroom.errors import Forbidden, NotFound
+from postroom.services import Services
 from postroom.services.auth import Authenticator, Principal
 
 
@@ -36,3 +38,18 @@ def account_scope(found: Principal, account_id: int, scope: str = "read") -> Non
             raise Forbidden("read")
     else:
         found.require(scope)
+
+
+def acting_account(found: Principal, account_id: int | None, scope: str) -> int:
+    """The account a request acts on, once allowed (:func:`account_scope`): the path's, or
+    on the token-scoped aliases (``/api/suppressions``, no account in the path) the
+    token's own."""
+    target = found.account_id if account_id is None else account_id
+    account_scope(found, target, scope)
+    return target
+
+
+def services_of(request: Request) -> Services:
+    """The application's services (``create_app`` puts them on ``app.state``)."""
+    services: Services = request.app.state.services
+    return services

@@ -21,6 +21,7 @@ import uvicorn
 from postroom.api.app import create_app
 from postroom.domain.streams import Stream
 from postroom.inbound import listener
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
@@ -123,10 +124,8 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     stop.set()
     for server in servers:
         server.should_exit = True
-    if inbound is not None:
-        inbound.close()
-    for smtp_listener in submission:
-        smtp_listener.close()  # stop accepting; open sessions end with the process
+    # Stop accepting; open SMTP sessions end with the process.
+    listen.close([*submission, *([inbound] if inbound is not None else [])])
     await asyncio.gather(*tasks, return_exceptions=True)
     for task in done:
         if task is not stopper and task.exception():

@@ -242,7 +242,7 @@ def _custom_variables(parsed: Headers, limit: int) -> dict[str, Any]:
         return {}
     try:
         decoded = json.loads(values[0])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the decoder's depth
         return {}
     if not isinstance(decoded, dict):
         return {}

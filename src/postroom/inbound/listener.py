@@ -16,6 +16,7 @@ import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from postroom.mta import listen
 from postroom.services import Services, bounces
 
 log = logging.getLogger("postroom.inbound")
@@ -76,5 +77,5 @@ def smtp_factory(services: Services) -> SMTP:
 
 async def start(services: Services, sock: socket.socket) -> asyncio.Server:
     """Serve the inbound listener on an already bound socket until closed."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: smtp_factory(services), sock=sock)
+    [server] = await listen.start([listen.Listener(lambda: smtp_factory(services), sock)])
+    return server

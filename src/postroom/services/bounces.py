@@ -10,8 +10,8 @@ The use case behind the inbound SMTP listener (:mod:`postroom.inbound`):
    worker thread) and finds the delivery it is about: the verified return path it was
    sent to; else the return path quoted in the returned original (ARF reports go to
    feedback-loop addresses but carry the original's ``Return-Path``), verified the same
-   way; else the original's ``Message-ID`` (``<first delivery id@domain>``) plus the
-   recipient.
+   way; else, for a message with a single recipient only, the original's ``Message-ID``
+   (``<first delivery id@domain>``) plus that recipient.
 3. In one write transaction: the events (``bounce``, ``soft_bounce``, ``spam``,
    ``unsubscribe``) in the shapes the contract's webhook and email-log payloads need, the
    delivery marked ``bounced`` when an accepted message bounced for good, and the
@@ -108,15 +108,15 @@ def _find_delivery(conn: Connection, report: Report, verp: list[str]) -> dict[st
     if verp:
         return repo.delivery(conn, verp[0])
     # Unsigned fallback: the original's Message-ID names the message; the recipient picks
-    # the delivery. Message-IDs are random UUIDs, but they are not secret from the
-    # recipient, so this path only ever concerns that recipient's own delivery.
+    # the delivery. Message-IDs are random UUIDs, but every recipient of a message knows
+    # its Message-ID (and sees the To and Cc addresses), so the fallback only serves a
+    # message with one delivery: then the only holder of the id is that recipient.
     found = _MESSAGE_ID.search(report.original_message_id or "")
     if found is None:
         return None
-    recipients = set(report.verdicts())
-    for row in repo.deliveries_of_message(conn, found[1]):
-        if str(row["recipient"]).lower() in recipients:
-            return row
+    rows = repo.deliveries_of_message(conn, found[1])
+    if len(rows) == 1 and str(rows[0]["recipient"]).lower() in set(report.verdicts()):
+        return rows[0]
     return None
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from postroom.domain.events import EventKind
 from postroom.errors import Conflict, NotFound, ValidationFailed
 from postroom.mta.classify import RECIPIENT_CATEGORIES, BounceCategory
 from postroom.services import Services
+from postroom.services.domains import valid_domain_name
 from postroom.storage.repos import domains as domain_repo
 from postroom.storage.repos import suppressions as repo
 
@@ -48,6 +49,10 @@ ANY_STREAM = "any"
 STREAMS = ("transactional", "bulk")
 SYSTEM = "system"
 PAGE_LIMIT = 1000
+# One import is one transaction held in memory: bounded in rows, and in errors reported.
+IMPORT_MAX_ROWS = 50_000
+IMPORT_MAX_ERRORS = 100
+HISTORY_LIMIT = 1000  # log entries of one address shown (the newest)
 REASON = "Recipient in suppression list. Reason: {}"
 CSV_FIELDS = (
     "email",
@@ -318,8 +323,9 @@ async def list_page(
     return await services.db.read(run)
 
 
-async def export_csv(services: Services, account_id: int) -> str:
-    """Every entry of the account as CSV (header row first), oldest first."""
+async def export_csv(services: Services, account_id: int) -> AsyncIterator[str]:
+    """Every entry of the account as CSV (header row first), oldest first: one chunk a
+    page, so an account's whole list is never held in memory at once."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
@@ -328,8 +334,11 @@ async def export_csv(services: Services, account_id: int) -> str:
         rows = await list_page(services, account_id, last_id=last)
         for row in rows:
             writer.writerow([_csv_cell(row.get(name)) for name in CSV_FIELDS])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
         if len(rows) < PAGE_LIMIT:
-            return out.getvalue()
+            return
         last = str(rows[-1]["id"])
 
 
@@ -341,26 +350,56 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _unreadable(reader: csv.DictReader[str], exc: csv.Error) -> ValidationFailed:
+    # A file csv cannot read (a cell over its field size limit) is the client's error; the
+    # record that failed starts on the line after those read.
+    return ValidationFailed([f"line {reader.line_num + 1}: {exc}"])
+
+
+def _records(reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise _unreadable(reader, exc) from None
+
+
 async def import_csv(services: Services, account_id: int, actor: str, text: str) -> dict[str, Any]:
     """Add the entries of a CSV (columns: email, and optionally sending_stream, type,
     domain_name); rows without a stream apply to both streams. One transaction."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "email" not in [f.strip() for f in reader.fieldnames]:
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise _unreadable(reader, exc) from None
+    if fields is None or "email" not in [f.strip() for f in fields]:
         raise ValidationFailed(["the CSV needs a header row with an 'email' column"])
     now = services.clock.now()
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
-    for number, item in enumerate(reader, start=2):
+    failed = 0
+    for number, item in enumerate(_records(reader), start=2):
+        if number - 1 > IMPORT_MAX_ROWS:
+            raise ValidationFailed([f"the CSV has more than {IMPORT_MAX_ROWS} rows; split it"])
         clean = {str(k).strip(): (v or "").strip() for k, v in item.items() if k}
         email = normal_email(clean.get("email", ""))
         kind = clean.get("type") or MANUAL_IMPORT
+        domain_name, bad_domain = clean.get("domain_name", ""), False
+        if domain_name:
+            try:
+                domain_name = valid_domain_name(domain_name)
+            except Conflict:
+                bad_domain = True
         streams = [clean["sending_stream"]] if clean.get("sending_stream") else list(STREAMS)
         for stream in streams:
             problems = _check(email, stream, kind)
+            if bad_domain:
+                problems["domain_name"] = ["is invalid"]
             if problems:
-                errors.append(
-                    f"line {number}: " + "; ".join(f"{k} {v[0]}" for k, v in problems.items())
-                )
+                failed += 1
+                if len(errors) < IMPORT_MAX_ERRORS:
+                    errors.append(
+                        f"line {number}: " + "; ".join(f"{k} {v[0]}" for k, v in problems.items())
+                    )
                 break
             rows.append(
                 _manual_row(
@@ -369,7 +408,7 @@ async def import_csv(services: Services, account_id: int, actor: str, text: str)
                     email,
                     stream,
                     kind,
-                    clean.get("domain_name", "").lower(),
+                    domain_name,
                     actor,
                     "import",
                     now,
@@ -380,6 +419,8 @@ async def import_csv(services: Services, account_id: int, actor: str, text: str)
         return sum(repo.add(conn, row, actor, now) for row in rows)
 
     added = await services.db.write(run)
+    if failed > len(errors):
+        errors.append(f"… and {failed - len(errors)} more lines with errors")
     return {"imported": added, "skipped": len(rows) - added, "errors": errors}
 
 
@@ -397,5 +438,7 @@ async def expire_due(services: Services, batch: int = 500) -> int:
 
 
 async def history(services: Services, account_id: int, email: str) -> list[dict[str, Any]]:
-    """The audit trail of one address: every addition and removal, with who did it."""
-    return await services.db.read(lambda conn: repo.history(conn, account_id, normal_email(email)))
+    """The audit trail of one address: its newest ``HISTORY_LIMIT`` additions and
+    removals, oldest first, with who made them."""
+    email = normal_email(email)
+    return await services.db.read(lambda conn: repo.history(conn, account_id, email, HISTORY_LIMIT))

@@ -34,6 +34,7 @@ from postroom.services import Services
 from postroom.storage.repos import templates as repo
 
 TEXT_MAX = 255
+VERSIONS_PAGE_MAX = 50  # versions listed per request (?per_page=, ?after_version=)
 _REQUIRED = ("name", "subject", "category")
 _BODIES = ("body_html", "body_text")
 
@@ -127,10 +128,23 @@ async def get(services: Services, account_id: int, template_id: int) -> dict[str
     return await services.db.read(lambda conn: _require(conn, account_id, template_id))
 
 
-async def versions(services: Services, account_id: int, template_id: int) -> list[dict[str, Any]]:
+async def versions(
+    services: Services,
+    account_id: int,
+    template_id: int,
+    *,
+    after: int = 0,
+    limit: int = VERSIONS_PAGE_MAX,
+) -> list[dict[str, Any]]:
+    """One page of a template's versions, oldest first, after version ``after``.
+
+    Paged because every save keeps a version, and each may hold two bodies of up to
+    ``max_body_chars``: all of them at once is an unbounded read.
+    """
+
     def run(conn: Connection) -> list[dict[str, Any]]:
         _require(conn, account_id, template_id)
-        return repo.versions(conn, template_id)
+        return repo.versions(conn, template_id, after=after, limit=min(limit, VERSIONS_PAGE_MAX))
 
     return await services.db.read(run)
 
@@ -216,7 +230,9 @@ async def preview(
         template = _require(conn, account_id, template_id)
         if version is None:
             return template, template
-        chosen = [v for v in repo.versions(conn, template_id) if v["version"] == version]
+        # One row, not every version's bodies.
+        found = repo.versions(conn, template_id, after=version - 1, limit=1)
+        chosen = [v for v in found if v["version"] == version]
         if not chosen:
             raise NotFound("template version")
         return template, {**chosen[0], "uuid": template["uuid"]}

@@ -27,6 +27,7 @@ from aiosmtpd.smtp import SMTP
 
 from postroom.config import SubmissionSettings
 from postroom.domain.streams import Stream
+from postroom.mta import listen
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.handler import SubmissionHandler
@@ -160,7 +161,7 @@ async def start_listeners(
     hostname = config.hostname or settings.domains.mail_host
     throttle = AuthThrottle(config.auth_failures, config.auth_failure_window)
     loop = asyncio.get_running_loop()
-    servers = []
+    listeners = []
     for stream_name, port, implicit in config.listeners():
         if implicit and context is None:
             continue
@@ -175,7 +176,5 @@ async def start_listeners(
             data_size_limit=settings.limits.max_message_bytes,
             loop=loop,
         )
-        servers.append(
-            await loop.create_server(factory, sock=sockets[port], ssl=context if implicit else None)
-        )
-    return servers
+        listeners.append(listen.Listener(factory, sockets[port], context if implicit else None))
+    return await listen.start(listeners)

@@ -23,12 +23,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
-from postroom.api.auth import account_scope, principal
+from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
-from postroom.services import Services, domains, notices
+from postroom.services import domains, notices
 from postroom.services.auth import Principal
 from postroom.services.domains import FLAGS, DomainView, ShownRecord
 
@@ -44,18 +44,6 @@ SD, D = "sending_domain", "domain"  # the two body wrappers
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _scoped(who: Principal, account_id: int | None, scope: str) -> int:
-    """The account acted on (the token's when the path names none), once allowed."""
-    target = who.account_id if account_id is None else account_id
-    account_scope(who, target, scope)
-    return target
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -112,61 +100,63 @@ def domain_json(view: DomainView, who: Principal) -> dict[str, Any]:
 
 
 async def _list(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "read")
-    views = await domains.list_domains(_services(request), target)
+    target = acting_account(who, account_id, "read")
+    views = await domains.list_domains(services_of(request), target)
     return json_response({"data": [domain_json(v, who) for v in views]})
 
 
 async def _create(request: Request, who: Principal, account_id: int | None, wrap: str) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     section = await _section(request, wrap, SD if wrap == D else D)
-    view = await domains.create(_services(request), target, section.get("domain_name"))
+    view = await domains.create(services_of(request), target, section.get("domain_name"))
     return json_response(domain_json(view, who))
 
 
 async def _get(
     request: Request, who: Principal, account_id: int | None, domain_id: int
 ) -> Response:
-    target = _scoped(who, account_id, "read")
-    view = await domains.get(_services(request), target, domain_id)
+    target = acting_account(who, account_id, "read")
+    view = await domains.get(services_of(request), target, domain_id)
     return json_response(domain_json(view, who))
 
 
 async def _update(
     request: Request, who: Principal, account_id: int | None, domain_id: int, wrap: str
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     section = await _section(request, wrap, SD if wrap == D else D)
-    view = await domains.update(_services(request), target, domain_id, section)
+    view = await domains.update(services_of(request), target, domain_id, section)
     return json_response(domain_json(view, who))
 
 
 async def _delete(
     request: Request, who: Principal, account_id: int | None, domain_id: int
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
-    await domains.delete(_services(request), target, domain_id)
+    target = acting_account(who, account_id, "admin")
+    await domains.delete(services_of(request), target, domain_id)
     return Response(status_code=204)
 
 
 async def _setup(
     request: Request, who: Principal, account_id: int | None, domain_id: int
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     body = await _body(request)
-    await notices.send_setup_instructions(_services(request), target, domain_id, body.get("email"))
+    await notices.send_setup_instructions(
+        services_of(request), target, domain_id, body.get("email")
+    )
     return Response(status_code=204)
 
 
 async def _company(
     request: Request, who: Principal, account_id: int | None, domain_id: int, method: str
 ) -> Response:
-    services = _services(request)
+    services = services_of(request)
     if method == "GET":
-        target = _scoped(who, account_id, "read")
+        target = acting_account(who, account_id, "read")
         info = await domains.get_company_info(services, target, domain_id)
     else:
-        target = _scoped(who, account_id, "admin")
+        target = acting_account(who, account_id, "admin")
         section = await _section(request, "company_info")
         replace = method == "POST"
         info = await domains.set_company_info(services, target, domain_id, section, replace=replace)
@@ -176,16 +166,16 @@ async def _company(
 async def _verify(
     request: Request, who: Principal, account_id: int | None, domain_id: int
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
-    view = await domains.verify(_services(request), target, domain_id)
+    target = acting_account(who, account_id, "admin")
+    view = await domains.verify(services_of(request), target, domain_id)
     return json_response(domain_json(view, who))
 
 
 async def _rotate(
     request: Request, who: Principal, account_id: int | None, domain_id: int
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
-    view = await domains.rotate(_services(request), target, domain_id)
+    target = acting_account(who, account_id, "admin")
+    view = await domains.rotate(services_of(request), target, domain_id)
     return json_response(domain_json(view, who))
 
 

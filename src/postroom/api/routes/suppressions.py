@@ -23,13 +23,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from postroom.api.auth import account_scope, principal
+from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, PayloadTooLarge, ValidationFailed
-from postroom.services import Services, suppressions
+from postroom.services import suppressions
 from postroom.services.auth import Principal
 
 router = APIRouter(tags=["suppressions"])
@@ -40,17 +40,6 @@ BODY_LIMIT = 16 * 1024
 CSV_LIMIT = 20 * 1024 * 1024
 ACCOUNT = "/api/accounts/{account_id}/suppressions"
 ALIAS = "/api/suppressions"
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _scoped(who: Principal, account_id: int | None, scope: str) -> int:
-    target = who.account_id if account_id is None else account_id
-    account_scope(who, target, scope)
-    return target
 
 
 def _actor(who: Principal) -> str:
@@ -120,9 +109,9 @@ async def _list(
     end_time: str | None,
     last_id: str | None,
 ) -> Response:
-    target = _scoped(who, account_id, "read")
+    target = acting_account(who, account_id, "read")
     rows = await suppressions.list_page(
-        _services(request),
+        services_of(request),
         target,
         email=email,
         start=_time(start_time, "start_time"),
@@ -133,7 +122,7 @@ async def _list(
 
 
 async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     body = await read_json(request, BODY_LIMIT)
     if isinstance(body, dict) and isinstance(body.get("suppression"), dict):
         body = body["suppression"]  # a Rails-style wrapper is accepted too
@@ -143,7 +132,7 @@ async def _create(request: Request, who: Principal, account_id: int | None) -> R
     if domain_id is not None and (not isinstance(domain_id, int) or isinstance(domain_id, bool)):
         raise ValidationFailed(["domain_id must be an integer"])
     row = await suppressions.create(
-        _services(request),
+        services_of(request),
         target,
         _actor(who),
         str(body.get("email") or ""),
@@ -157,27 +146,26 @@ async def _create(request: Request, who: Principal, account_id: int | None) -> R
 async def _delete(
     request: Request, who: Principal, account_id: int | None, suppression_id: str
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     try:
         key = str(UUID(suppression_id))
     except ValueError:
         raise NotFound("suppression") from None
-    row = await suppressions.remove(_services(request), target, _actor(who), key)
+    row = await suppressions.remove(services_of(request), target, _actor(who), key)
     return json_response(suppression_json(row))
 
 
 async def _export(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "read")
-    text = await suppressions.export_csv(_services(request), target)
-    return Response(
-        text,
+    target = acting_account(who, account_id, "read")
+    return StreamingResponse(
+        suppressions.export_csv(services_of(request), target),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
     )
 
 
 async def _import(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -185,15 +173,15 @@ async def _import(request: Request, who: Principal, account_id: int | None) -> R
             raise PayloadTooLarge("CSV too large")
         chunks.append(chunk)
     text = b"".join(chunks).decode("utf-8-sig", "replace")
-    result = await suppressions.import_csv(_services(request), target, _actor(who), text)
+    result = await suppressions.import_csv(services_of(request), target, _actor(who), text)
     return json_response({"data": result})
 
 
 async def _history(
     request: Request, who: Principal, account_id: int | None, email: str
 ) -> Response:
-    target = _scoped(who, account_id, "read")
-    rows = await suppressions.history(_services(request), target, email)
+    target = acting_account(who, account_id, "read")
+    rows = await suppressions.history(services_of(request), target, email)
     return json_response(
         [
             {

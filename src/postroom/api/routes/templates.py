@@ -10,7 +10,8 @@ Three path families reach :mod:`postroom.services.templates`:
   flat request bodies, ``{"data": …}`` responses, ``?per_page=&token=`` pages.
 
 Postroom adds ``POST …/email_templates/{id}/preview`` (render with given
-``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``.
+``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``
+(oldest first, paged: ``?per_page=`` up to 50, ``?after_version=``).
 GETs and preview need the ``read`` scope, changes ``admin``; another tenant's template
 is a 404.
 """
@@ -20,14 +21,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from postroom.api.auth import account_scope, principal
+from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
-from postroom.services import Services, templates
+from postroom.services import templates
 from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email templates"])
@@ -45,20 +47,9 @@ PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _scoped(who: Principal, account_id: int | None, scope: str) -> int:
-    target = who.account_id if account_id is None else account_id
-    account_scope(who, target, scope)
-    return target
-
-
 async def _body(request: Request) -> dict[str, Any]:
     # Two bodies of up to max_body_chars characters, up to 3 bytes each in UTF-8.
-    limit = 6 * _services(request).settings.templates.max_body_chars + 1024 * 1024
+    limit = 6 * services_of(request).settings.templates.max_body_chars + 1024 * 1024
     body = await read_json(request, limit)
     if not isinstance(body, dict):
         raise ValidationFailed(["request body must be a JSON object"])
@@ -89,71 +80,75 @@ async def _optional_object(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
+_CONTENT = ("name", "category", "subject", "body_html", "body_text")
+
+
+def version_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One saved version: its number, content, and when it was saved."""
+    return {
+        "version": row["version"],
+        **{name: row[name] for name in _CONTENT},
+        "created_at": iso(row["created_at"]),
+    }
+
+
 def template_json(row: dict[str, Any]) -> dict[str, Any]:
     """A Template as spec §4.1 (and the SDKs' ``EmailTemplate``) has it, plus ``version``."""
     return {
         "id": row["id"],
         "uuid": row["uuid"],
-        "name": row["name"],
-        "category": row["category"],
-        "subject": row["subject"],
-        "body_html": row["body_html"],
-        "body_text": row["body_text"],
-        "created_at": iso(row["created_at"]),
+        **version_json(row),
         "updated_at": iso(row["updated_at"]),
-        "version": row["version"],
     }
 
 
-def version_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": row["version"],
-        "name": row["name"],
-        "category": row["category"],
-        "subject": row["subject"],
-        "body_html": row["body_html"],
-        "body_text": row["body_text"],
-        "created_at": iso(row["created_at"]),
-    }
+class VersionPage(BaseModel):
+    """``?per_page=&after_version=``: a page of versions, oldest first."""
+
+    per_page: int = Field(templates.VERSIONS_PAGE_MAX, ge=1, le=templates.VERSIONS_PAGE_MAX)
+    after_version: int = Field(0, ge=0, le=2**31 - 1)
+
+
+Versions = Annotated[VersionPage, Query()]
 
 
 # --- shared handlers (account_id None: the token's account) -------------------------------
 
 
 async def _list(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "read")
-    rows = await templates.list_templates(_services(request), target)
+    target = acting_account(who, account_id, "read")
+    rows = await templates.list_templates(services_of(request), target)
     return json_response([template_json(row) for row in rows])
 
 
 async def _get(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = _scoped(who, account_id, "read")
-    return json_response(template_json(await templates.get(_services(request), target, tid)))
+    target = acting_account(who, account_id, "read")
+    return json_response(template_json(await templates.get(services_of(request), target, tid)))
 
 
 async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     section = await _section(request)
-    row = await templates.create(_services(request), target, section)
+    row = await templates.create(services_of(request), target, section)
     return json_response(template_json(row), 201)
 
 
 async def _update(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     section = await _section(request)
-    row = await templates.update(_services(request), target, tid, section)
+    row = await templates.update(services_of(request), target, tid, section)
     return json_response(template_json(row))
 
 
 async def _delete(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = _scoped(who, account_id, "admin")
-    await templates.delete(_services(request), target, tid)
+    target = acting_account(who, account_id, "admin")
+    await templates.delete(services_of(request), target, tid)
     return Response(status_code=204)
 
 
 async def _preview(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = _scoped(who, account_id, "read")
-    services = _services(request)
+    target = acting_account(who, account_id, "read")
+    services = services_of(request)
     body = await _optional_object(request, services.settings.limits.max_message_bytes)
     variables, version = body.get("template_variables"), body.get("version")
     if variables is not None and not isinstance(variables, dict):
@@ -175,9 +170,13 @@ async def _preview(request: Request, who: Principal, account_id: int | None, tid
     )
 
 
-async def _versions(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = _scoped(who, account_id, "read")
-    rows = await templates.versions(_services(request), target, tid)
+async def _versions(
+    request: Request, who: Principal, account_id: int | None, tid: int, page: VersionPage
+) -> Response:
+    target = acting_account(who, account_id, "read")
+    rows = await templates.versions(
+        services_of(request), target, tid, after=page.after_version, limit=page.per_page
+    )
     return json_response([version_json(row) for row in rows])
 
 
@@ -224,9 +223,9 @@ async def preview_email_template(
 
 @router.get(ACCOUNT + "/{template_id}/versions", summary="List a template's versions (Postroom)")
 async def list_email_template_versions(
-    account_id: Id, template_id: Id, request: Request, who: Who
+    account_id: Id, template_id: Id, request: Request, who: Who, page: Versions
 ) -> Response:
-    return await _versions(request, who, account_id, template_id)
+    return await _versions(request, who, account_id, template_id, page)
 
 
 # --- /api/email_templates (token-scoped alias) --------------------------------------------
@@ -267,8 +266,10 @@ async def preview_template_alias(template_id: Id, request: Request, who: Who) ->
 
 
 @router.get(ALIAS + "/{template_id}/versions", summary="List a template's versions (Postroom)")
-async def template_versions_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _versions(request, who, None, template_id)
+async def template_versions_alias(
+    template_id: Id, request: Request, who: Who, page: Versions
+) -> Response:
+    return await _versions(request, who, None, template_id, page)
 
 
 # --- /api/accounts/{account_id}/templates (the Python SDK's paginated variant) -------------
@@ -288,9 +289,9 @@ async def list_paged_templates(
     per_page: Annotated[int, Query(ge=1, le=1_000_000)] = PER_PAGE_DEFAULT,
     token: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    target = _scoped(who, account_id, "read")
+    target = acting_account(who, account_id, "read")
     per_page = min(per_page, PER_PAGE_MAX)
-    rows, more = await templates.page(_services(request), target, token, per_page)
+    rows, more = await templates.page(services_of(request), target, token, per_page)
     previous, following = (token - 1 if token > 1 else None), (token + 1 if more else None)
     pagination = {
         "token": token,
@@ -306,8 +307,8 @@ async def list_paged_templates(
 
 @router.post(PAGED, summary="Create an email template (flat body)", status_code=201)
 async def create_paged_template(account_id: Id, request: Request, who: Who) -> Response:
-    target = _scoped(who, account_id, "admin")
-    row = await templates.create(_services(request), target, await _section(request))
+    target = acting_account(who, account_id, "admin")
+    row = await templates.create(services_of(request), target, await _section(request))
     return json_response({"data": template_json(row)}, 201)
 
 
@@ -315,8 +316,8 @@ async def create_paged_template(account_id: Id, request: Request, who: Who) -> R
 async def get_paged_template(
     account_id: Id, template_id: Id, request: Request, who: Who
 ) -> Response:
-    target = _scoped(who, account_id, "read")
-    row = await templates.get(_services(request), target, template_id)
+    target = acting_account(who, account_id, "read")
+    row = await templates.get(services_of(request), target, template_id)
     return json_response({"data": template_json(row)})
 
 
@@ -324,9 +325,9 @@ async def get_paged_template(
 async def update_paged_template(
     account_id: Id, template_id: Id, request: Request, who: Who
 ) -> Response:
-    target = _scoped(who, account_id, "admin")
+    target = acting_account(who, account_id, "admin")
     section = await _section(request)
-    row = await templates.update(_services(request), target, template_id, section)
+    row = await templates.update(services_of(request), target, template_id, section)
     return json_response({"data": template_json(row)})
 
 

@@ -30,8 +30,23 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
+# The facts of the message come from remote text (a DSN's Remote-MTA, an MX's reply):
+# cut to their columns, so that one over-long field never fails the transaction.
+_FACT_LENGTHS = {
+    column.name: length
+    for column in suppressions.columns
+    if column.name.startswith("message_") and (length := getattr(column.type, "length", None))
+}
+
+
 def add(conn: Connection, row: dict[str, Any], actor: str, now: datetime) -> bool:
     """Insert ``row`` unless its scope already has an entry; log it. True when added."""
+    row = {
+        key: value[: _FACT_LENGTHS[key]]
+        if key in _FACT_LENGTHS and isinstance(value, str)
+        else value
+        for key, value in row.items()
+    }
     statement = _insert(conn, suppressions).values(**row).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
     if conn.execute(statement.returning(suppressions.c.id)).first() is None:
@@ -146,13 +161,15 @@ def expired(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def history(conn: Connection, account_id: int, email: str) -> list[dict[str, Any]]:
+def history(conn: Connection, account_id: int, email: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` log entries of one address, oldest first."""
     query = (
         select(suppression_log)
         .where(suppression_log.c.account_id == account_id, suppression_log.c.email == email)
-        .order_by(suppression_log.c.id)
+        .order_by(suppression_log.c.id.desc())
+        .limit(limit)
     )
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return [dict(r) for r in reversed(conn.execute(query).mappings().all())]
 
 
 def message_facts(conn: Connection, delivery_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

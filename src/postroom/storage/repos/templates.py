@@ -92,10 +92,17 @@ def delete_template(conn: Connection, template_id: int) -> None:
     conn.execute(delete(email_templates).where(email_templates.c.id == template_id))
 
 
-def versions(conn: Connection, template_id: int) -> list[dict[str, Any]]:
+def versions(
+    conn: Connection, template_id: int, *, after: int = 0, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` versions after version ``after``, oldest first."""
     query = (
         select(email_template_versions)
-        .where(email_template_versions.c.template_id == template_id)
+        .where(
+            email_template_versions.c.template_id == template_id,
+            email_template_versions.c.version > after,
+        )
         .order_by(email_template_versions.c.version)
+        .limit(limit)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
