@@ -60,7 +60,7 @@ def test_sdk_manages_suppressions_and_a_suppressed_send_is_rejected(instance: In
     state, response = instance.store.rows(
         "SELECT state, last_response FROM deliveries WHERE id = :id", id=message_id
     )[0]
-    assert state == "rejected"
+    assert state == "suppressed"
     assert response == "Recipient in suppression list. Reason: manual import"
     kinds = [
         row[0]

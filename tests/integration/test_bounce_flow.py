@@ -292,7 +292,7 @@ def test_550_5_1_1_bounces_suppresses_and_rejects_the_next_send(
     again = _send(client, services, "gone@dest.example")
     bulk = _send(client, services, "gone@dest.example", bulk=True)  # across streams
     for delivery_id in (again, bulk):
-        assert _state(services, delivery_id) == "rejected"
+        assert _state(services, delivery_id) == "suppressed"
         kinds = [k for k, _ in _events(services, delivery_id)]
         assert kinds == ["accepted", "reject"]
     _round(services)
@@ -341,7 +341,7 @@ def test_dsn_for_an_accepted_message_bounces_suppresses_and_rejects(
     # The same DSN again (MTAs retry) records nothing new.
     assert _inbound(services, [return_path], dsn) == ([250], 250)
     assert [k for k, _ in _events(services, delivery_id)].count("bounce") == 1
-    assert _state(services, _send(client, services, "ana@dest.example")) == "rejected"
+    assert _state(services, _send(client, services, "ana@dest.example")) == "suppressed"
 
 
 def test_delay_notices_are_soft_and_change_nothing(
@@ -381,7 +381,7 @@ def test_arf_complaint_records_spam_and_suppresses(
         "spam complaint",
         "any",
     )
-    assert _state(services, _send(client, services, "ana@dest.example", bulk=True)) == ("rejected")
+    assert _state(services, _send(client, services, "ana@dest.example", bulk=True)) == "suppressed"
 
 
 # --- refusals -----------------------------------------------------------------------------
@@ -450,7 +450,7 @@ def test_a_recipient_cannot_forge_a_complaint_for_a_co_recipient(
     report = report.replace(b"redacted@dest.example", b"bo@dest.example")
     assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
     assert _suppressions(services) == []
-    assert _state(services, _send(client, services, "bo@dest.example")) != "rejected"
+    assert _state(services, _send(client, services, "bo@dest.example")) != "suppressed"
 
 
 def test_the_message_id_fallback_still_ties_a_single_recipient_report(

@@ -559,7 +559,7 @@ def test_a_suppressed_envelope_recipient_is_rejected_like_an_api_send(
         refused = client.send_message(mail(), to_addrs=["ann@example.org", "gone@example.org"])
         assert refused == {}  # accepted, as the API accepts it: the rejection is recorded
     rows = {d["recipient"]: d for d in query(services, select(deliveries))}
-    assert rows["gone@example.org"]["state"] == "rejected"
+    assert rows["gone@example.org"]["state"] == "suppressed"
     assert rows["ann@example.org"]["state"] == "queued"
     reasons = [
         e["details"].get("reject_reason", "")

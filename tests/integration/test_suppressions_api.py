@@ -200,10 +200,13 @@ def test_a_suppressed_recipient_is_accepted_then_rejected(
     _create(client, boot, "blocked@example.com")
     rejected = _send(client, "Blocked@Example.com")
     row = _delivery(services, rejected)
-    assert row["state"] == "rejected"
+    assert row["state"] == "suppressed"
     reason = "Recipient in suppression list. Reason: manual import"
     assert row["last_response"] == reason
     assert _kinds(services, rejected) == [("accepted", {}), ("reject", {"reject_reason": reason})]
+    # The email log shows it as the contract's "opted_out", not as a failed delivery.
+    log = client.get(f"/api/accounts/{boot.account_id}/email_logs/{rejected}")
+    assert log.status_code == 200 and log.json()["status"] == "opted_out"
     assert _delivery(services, _send(client, "fine@example.com"))["state"] == "queued"
     # The other stream is not suppressed: the entry was for transactional mail.
     bulk = client.post(
@@ -225,7 +228,7 @@ def test_unsubscriptions_are_per_domain_and_batches_are_screened(
     domain_id = _domain(client, boot, "news.example")
     _create(client, boot, "reader@example.com", type="unsubscription", domain_id=domain_id)
     assert _delivery(services, _send(client, "reader@example.com", "a@news.example"))["state"] == (
-        "rejected"
+        "suppressed"
     )
     assert _delivery(services, _send(client, "reader@example.com", "a@shop.example"))["state"] == (
         "queued"
@@ -244,7 +247,7 @@ def test_unsubscriptions_are_per_domain_and_batches_are_screened(
     assert batch.status_code == 200, batch.text
     ids = [i for r in batch.json()["responses"] for i in r["message_ids"]]
     states = [_delivery(services, i)["state"] for i in ids]
-    assert states == ["rejected", "queued", "rejected"]
+    assert states == ["suppressed", "queued", "suppressed"]
 
 
 def test_soft_bounce_entries_expire_and_the_expiry_is_logged(
@@ -277,7 +280,7 @@ def test_soft_bounce_entries_expire_and_the_expiry_is_logged(
     assert entry["type"] == "hard bounce" and entry["expires_at"]
     assert entry["message_bounce_category"] == "mailbox_full"
     assert entry["message_sender_email"] == "orders@shop.example"
-    assert _delivery(services, _send(client, "full@example.com"))["state"] == "rejected"
+    assert _delivery(services, _send(client, "full@example.com"))["state"] == "suppressed"
 
     clock.advance(2 * 86400)
     # Expired: no longer applied, even before the scheduler removes it.

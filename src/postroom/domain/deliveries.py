@@ -22,6 +22,7 @@ class DeliveryState(StrEnum):
     QUEUED = "queued"
     DELIVERED = "delivered"
     REJECTED = "rejected"
+    SUPPRESSED = "suppressed"  # the recipient is on the suppression list: never sent
     BOUNCED = "bounced"
     FAILED = "failed"
     SHUNTED = "shunted"

@@ -386,10 +386,11 @@ def _claim_key(
 def _reject_suppressed(
     conn: Connection, ready: list[_Prepared], now: datetime, ids: IdFactory
 ) -> None:
-    """Suppressed recipients: accepted (they keep their message id), then rejected.
+    """Suppressed recipients: accepted (they keep their message id), never sent.
 
     One indexed query for the whole group commit; the delivery row is stored already
-    ``rejected`` with a ``reject`` event, so the worker never sees it.
+    ``suppressed`` (the email log's ``opted_out``) with a ``reject`` event, so the worker
+    never sees it.
     """
     candidates = [(d, str(p.message["sender"])) for p in ready for d in p.deliveries]
     if not candidates:
@@ -404,7 +405,7 @@ def _reject_suppressed(
             if kind is None:
                 continue
             reason = suppressions.reject_reason(kind)
-            d.update(state=DeliveryState.REJECTED.value, last_response=reason)
+            d.update(state=DeliveryState.SUPPRESSED.value, last_response=reason)
             p.events.append(
                 event_row(
                     ids,
