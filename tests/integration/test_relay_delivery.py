@@ -54,8 +54,14 @@ class Smarthost:
         return AuthResult(success=ok)
 
 
-@pytest.fixture
-def smarthost(services: Services) -> Iterator[Smarthost]:
+def _start_smarthost(
+    services: Services, tls: str, context: ssl.SSLContext | None = None
+) -> tuple[Smarthost, Controller]:
+    """An AUTH-requiring smarthost on a free port, and delivery settings pointing at it.
+
+    aiosmtpd only counts STARTTLS as TLS for its ``auth_require_tls``, hence False: with
+    an ``ssl_context`` (implicit TLS) the connection is TLS from the start anyway.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -66,12 +72,19 @@ def smarthost(services: Services) -> Iterator[Smarthost]:
         port=port,
         authenticator=handler.authenticate,
         auth_require_tls=False,
+        ssl_context=context,
     )
     controller.start()
     cfg = services.settings.delivery
-    cfg.relay_host, cfg.relay_port, cfg.relay_tls = "127.0.0.1", port, "none"
+    cfg.relay_host, cfg.relay_port, cfg.relay_tls = "127.0.0.1", port, tls
     cfg.relay_username, cfg.relay_password = "relay-user", "s3cret"
     cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
+    return handler, controller
+
+
+@pytest.fixture
+def smarthost(services: Services) -> Iterator[Smarthost]:
+    handler, controller = _start_smarthost(services, "none")
     yield handler
     controller.stop()
 
@@ -126,32 +139,16 @@ def test_relay_over_implicit_tls_verifies_the_smarthost_and_authenticates(
     client: TestClient, boot: Bootstrap, services: Services, tmp_path: Path
 ) -> None:
     # A port-465 style smarthost: TLS from the first byte, its certificate issued by a
-    # private CA that relay_ca_file names. (aiosmtpd only counts STARTTLS as TLS for its
-    # auth_require_tls, hence False: the connection is TLS from the start anyway.)
+    # private CA that relay_ca_file names.
     ca = trustme.CA()
     ca_file = tmp_path / "relay-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    handler = Smarthost()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=handler.authenticate,
-        auth_require_tls=False,
-        ssl_context=server_context,
-    )
-    controller.start()
+    handler, controller = _start_smarthost(services, "implicit", server_context)
     try:
         cfg = services.settings.delivery
-        cfg.relay_host, cfg.relay_port, cfg.relay_tls = "127.0.0.1", port, "implicit"
         cfg.relay_ca_file = str(ca_file)
-        cfg.relay_username, cfg.relay_password = "relay-user", "s3cret"
-        cfg.connect_timeout, cfg.command_timeout = 2.0, 5.0
         mail = {
             "from": {"email": "o@shop.example"},
             "to": [{"email": "a@d.example"}],
