@@ -419,6 +419,8 @@ def test_read_scope_reads_but_does_not_write(
         client.post(f"{base(boot)}/{domain['id']}/verify", headers=reader),
     ]
     assert [r.status_code for r in denied] == [403] * 4
+    # The general host's 403 shape (spec §2.2): ``errors`` is a string.
+    assert denied[0].json() == {"errors": "Account access forbidden"}
     sender = {"Authorization": f"Bearer {token_for(services, boot, ('send',))}"}
     assert client.get(base(boot), headers=sender).status_code == 403
 

@@ -61,7 +61,7 @@ async def on_unauthorized(request: Request, exc: Exception) -> Response:
 async def on_forbidden(request: Request, exc: Exception) -> Response:
     if is_sending_path(request.url.path):
         return sending_error(403, ["Forbidden"])
-    return json_response({"errors": "Access forbidden"}, 403)
+    return json_response({"errors": "Account access forbidden"}, 403)
 
 
 async def on_not_found(request: Request, exc: Exception) -> Response:
