@@ -70,7 +70,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(storage={"data_dir": tmp_path / "data", "database_url": db_url})
+    # Rate limits off: tests make bursts of calls; test_rate_limits.py turns them on.
+    return Settings(
+        storage={"data_dir": tmp_path / "data", "database_url": db_url},
+        ratelimits={"enabled": False},
+    )
 
 
 @pytest.fixture

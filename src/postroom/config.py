@@ -459,6 +459,24 @@ class InsightSettings(BaseModel):
     )
 
 
+class RateLimitSettings(BaseModel):
+    """API request rate limits (the contract's §7), in `limits` notation ("10/minute")."""
+
+    enabled: bool = Field(True, description="Answer 429 past the limits below.")
+    per_token: str = Field(
+        "150/10 seconds", description="Every general-host endpoint, per API token."
+    )
+    stats: str = Field("10/minute", description="Stats API, per account.")
+    suppressions: str = Field("10/minute", description="Suppressions API, per account.")
+    email_logs: str = Field("60/minute", description="Email log list and export, per account.")
+    email_log: str = Field("1000/minute", description="One email log, per account.")
+    sending: str | None = Field(
+        None,
+        description="The sending API, per token (e.g. '150/10 seconds' as Mailtrap's "
+        "hosted service); unlimited when unset.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one Postroom installation."""
 
@@ -489,6 +507,9 @@ class Settings(BaseSettings):
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
     templates: TemplateSettings = Field(
         default_factory=TemplateSettings, description="Email templates."
+    )
+    ratelimits: RateLimitSettings = Field(
+        default_factory=RateLimitSettings, description="API request rate limits."
     )
     submission: SubmissionSettings = Field(
         default_factory=SubmissionSettings, description="SMTP submission listeners."

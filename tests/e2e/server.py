@@ -76,6 +76,10 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a ``postroom`` subprocess: ours, minus stray POSTROOM_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # Tests make bursts of management calls that the contract's per-account limits (10
+    # stats or suppressions requests a minute) would refuse; the limits have their own
+    # tests (tests/integration/test_rate_limits.py).
+    env["POSTROOM_RATELIMITS__ENABLED"] = "false"
     env.update(extra or {})
     return env
 

@@ -22,11 +22,42 @@ def presented_token(request: Request) -> str | None:
 
 
 async def principal(request: Request) -> Principal:
-    """FastAPI dependency: the authenticated caller, or 401."""
+    """FastAPI dependency: the authenticated caller (401 if none), within its rate limits."""
     authenticator: Authenticator = request.app.state.authenticator
     found = await authenticator.authenticate(presented_token(request))
     request.state.principal = found
+    _count_request(request, found)
     return found
+
+
+def _count_request(request: Request, found: Principal) -> None:
+    """Count the request against the limits of its token and account (429 when over)."""
+    limiter = services_of(request).get_rate_limiter()
+    if not limiter.enabled:
+        return
+    path = request.url.path
+    if path.startswith(("/api/send", "/api/batch")):
+        if limiter.has("sending"):
+            limiter.hit("sending", f"token:{found.token_id}")
+        return
+    limiter.hit("token", f"token:{found.token_id}")
+    group = limit_group(path)
+    if group is not None and limiter.has(group):
+        limiter.hit(group, f"account:{found.account_id}")
+
+
+def limit_group(path: str) -> str | None:
+    """The per-account limit (spec §7) a general-host path counts against, if any."""
+    parts = [p for p in path.split("/") if p]
+    for i, part in enumerate(parts):
+        if part == "stats":
+            return "stats"
+        if part == "suppressions":
+            return "suppressions"
+        if part == "email_logs":
+            rest = parts[i + 1 :]
+            return "email_log" if rest and rest[0] != "export" else "email_logs"
+    return None
 
 
 def account_scope(found: Principal, account_id: int, scope: str = "read") -> None:

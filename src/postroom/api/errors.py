@@ -23,6 +23,7 @@ from postroom.errors import (
     ValidationFailed,
 )
 from postroom.services.idempotency import KeyReused
+from postroom.services.ratelimit import RateLimited
 
 log = logging.getLogger("postroom.api")
 
@@ -48,6 +49,18 @@ async def on_key_reused(request: Request, exc: Exception) -> Response:
     # 422: the request is well-formed but cannot be processed with this key (Stripe's and
     # Resend's answer to a reused Idempotency-Key).
     return _respond(request, 422, [str(exc)], str(exc))
+
+
+async def on_rate_limited(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RateLimited)
+    if is_sending_path(request.url.path):
+        response = sending_error(429, ["Rate limit exceeded"])
+    else:
+        response = json_response({"errors": "Rate limit exceeded"}, 429)
+    # What mailtrap.io sends (informational: no SDK reads them).
+    response.headers["X-Ratelimit-Limit"] = str(exc.limit)
+    response.headers["X-Ratelimit-Remaining"] = "0"
+    return response
 
 
 async def on_too_large(request: Request, exc: Exception) -> Response:
@@ -108,6 +121,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ValidationFailed, on_validation)
     app.add_exception_handler(PayloadTooLarge, on_too_large)
     app.add_exception_handler(KeyReused, on_key_reused)
+    app.add_exception_handler(RateLimited, on_rate_limited)
     app.add_exception_handler(Unauthorized, on_unauthorized)
     app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(NotFound, on_not_found)

@@ -16,6 +16,7 @@ from postroom.domain.emailtemplates import CompiledEmailTemplate
 from postroom.domain.ids import IdFactory
 from postroom.services.cache import TtlCache
 from postroom.services.dns import DnsPythonResolver, Resolver
+from postroom.services.ratelimit import RateLimiter
 from postroom.storage.db import Database
 from postroom.storage.secrets import Sealer, load_sealer
 
@@ -42,8 +43,15 @@ class Services:
     account_modes: TtlCache[int, tuple[str]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
+    rate_limiter: RateLimiter | None = None
     # Compiled email templates by (account, uuid), made on first use (TTL from settings).
     template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None
+
+    def get_rate_limiter(self) -> RateLimiter:
+        """The API's request rate limits (``ratelimits``), counted in this process."""
+        if self.rate_limiter is None:
+            self.rate_limiter = RateLimiter(self.settings.ratelimits)
+        return self.rate_limiter
 
     def get_template_cache(self) -> TtlCache[tuple[int, str], CompiledEmailTemplate]:
         """The compiled templates this process reuses for ``templates.cache_seconds``."""

@@ -1,0 +1,70 @@
+"""Request rate limits of the API (the contract's §7), counted in moving windows.
+
+The contract's limits: every general-host endpoint 150 requests per 10 s per API token;
+per account, stats 10/min, suppressions 10/min, the email-log list 60/min and one email
+log 1,000/min. Over a limit the API answers 429. The sending API is not limited by
+default: a self-hosted installation's sending volume is its own to decide (Mailtrap's
+hosted limit would cap it at 15 requests/s), but ``ratelimits.sending`` applies one per
+token when set.
+
+Counters live in this process (the ``limits`` library's moving-window strategy over its
+in-memory storage): with several API processes each counts its own share, so a client
+can do up to N times the limit across N processes. A shared store (Redis) is the
+scale-out answer (DESIGN.md) and is not wired yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from postroom.config import RateLimitSettings
+from postroom.errors import PostroomError
+
+
+class RateLimited(PostroomError):
+    """A limit was reached; ``limit`` is its size (for X-Ratelimit-Limit)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("Rate limit exceeded")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    limit: int
+    remaining: int
+
+
+class RateLimiter:
+    """Named limits (from settings) checked and counted per key."""
+
+    def __init__(self, settings: RateLimitSettings) -> None:
+        self.enabled = settings.enabled
+        self._storage = MemoryStorage()
+        self._window = MovingWindowRateLimiter(self._storage)
+        named = {
+            "token": settings.per_token,
+            "stats": settings.stats,
+            "suppressions": settings.suppressions,
+            "email_logs": settings.email_logs,
+            "email_log": settings.email_log,
+            "sending": settings.sending,
+        }
+        self._items: dict[str, RateLimitItem] = {
+            name: parse(spec) for name, spec in named.items() if spec
+        }
+
+    def has(self, name: str) -> bool:
+        return self.enabled and name in self._items
+
+    def hit(self, name: str, key: str) -> Verdict:
+        """Count one request of ``key`` against limit ``name``; RateLimited when over."""
+        item = self._items[name]
+        if not self._window.hit(item, name, key):
+            raise RateLimited(item.amount)
+        stats = self._window.get_window_stats(item, name, key)
+        return Verdict(item.amount, max(0, stats.remaining))
