@@ -358,6 +358,9 @@ def test_sent_messages_record_template_version_and_category(
     assert one["template_id"] == two["template_id"] == template["id"]
     assert one["template_uuid"] == template["uuid"]
     assert two["template_variables"] == {"user": {"name": "B"}}
+    # The email log names the template (spec §4.6 template_id).
+    log = client.get(f"/api/accounts/{boot.account_id}/email_logs/{first.json()['message_ids'][0]}")
+    assert log.json()["template_id"] == template["id"]
 
 
 def test_html_only_template_gets_a_text_part_and_inlined_css(

@@ -88,7 +88,7 @@ def message_json(row: dict[str, Any], domain_of: dict[str, int]) -> dict[str, An
         "custom_variables": row["custom_variables"],
         "sending_stream": row["stream"],
         "sending_domain_id": domain_of.get(sender.rpartition("@")[2].lower(), 0),
-        "template_id": None,
+        "template_id": row["template_id"],  # the email template rendered, if any
         "template_uuid": row["template_uuid"],
         "template_variables": row["template_variables"],
         "opens_count": int(row["opens_count"] or 0),

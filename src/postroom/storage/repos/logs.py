@@ -48,6 +48,7 @@ COLUMNS = (
     m.category,
     m.custom_variables,
     m.template_uuid,
+    m.template_id,
     m.template_variables,
 )
 
