@@ -15,7 +15,6 @@ from postroom.services.accounts import bootstrap
 from postroom.storage.db import Database
 from postroom.storage.migrate import upgrade
 from postroom.storage.repos import accounts as account_repo
-from postroom.storage.repos import ipvolume
 
 runner = CliRunner()
 
@@ -92,7 +91,7 @@ def test_account_set_pool_checks_the_pool_and_the_account(
     settings = Settings(storage={"data_dir": data})
     db = Database.from_url(settings.database_url)
     try:
-        assert db.read_sync(lambda c: ipvolume.pools_of(c, [1])) == {1: "vip"}
+        assert db.read_sync(lambda c: account_repo.ip_pools(c, [1])) == {1: "vip"}
     finally:
         db.close()
     cleared = runner.invoke(app, ["account", "set-pool", "1", "--data-dir", str(data)])

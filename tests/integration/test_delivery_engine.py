@@ -28,6 +28,7 @@ from postroom.domain.streams import Stream
 from postroom.services import Services
 from postroom.services.accounts import Bootstrap
 from postroom.services.dns import DnsPythonResolver
+from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import ipvolume
 from postroom.storage.tables import deliveries, events
 from postroom.workers.delivery import DeliveryWorker
@@ -169,7 +170,7 @@ def test_an_accounts_own_pool_wins_over_the_default(
         "default": _pool(("127.0.0.1", 1, None)),
         "dedicated": _pool(("127.0.0.5", 1, None)),
     }
-    services.db.write_sync(lambda c: ipvolume.set_pool(c, boot.account_id, "dedicated"))
+    services.db.write_sync(lambda c: account_repo.set_ip_pool(c, boot.account_id, "dedicated"))
     _send(client, 5)
     _deliver(services)
     assert set(mx.primary.peers) == {"127.0.0.5"}

@@ -68,6 +68,7 @@ from postroom.mta.signing import Signer
 from postroom.queue import leases
 from postroom.services import Services, suppressions
 from postroom.services.egress import tls_context
+from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import ipvolume
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.tables import message_bodies, messages
@@ -142,7 +143,7 @@ def plan_round(
     plan.groups = list(groups.values())
     if services.settings.delivery.ip_pools:
         plan.volume = ipvolume.sent_on(conn, now.astimezone(UTC).date())
-        plan.account_pools = ipvolume.pools_of(conn, (int(d["account_id"]) for d in leased))
+        plan.account_pools = account_repo.ip_pools(conn, (int(d["account_id"]) for d in leased))
     return plan
 
 

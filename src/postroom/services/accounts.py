@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from postroom.domain import tokens
 from postroom.services import Services
 from postroom.storage.repos import accounts as repo
-from postroom.storage.repos import ipvolume
 from postroom.storage.repos import sandbox as sandbox_repo
 
 # Scopes a token may carry. "admin" may do everything in its account; "send" may only
@@ -138,5 +137,5 @@ def set_ip_pool(services: Services, account_id: int, pool: str | None) -> None:
     if pool is not None and pool not in services.settings.delivery.ip_pools:
         known = ", ".join(sorted(services.settings.delivery.ip_pools)) or "none configured"
         raise ValueError(f"no IP pool named {pool!r} in delivery.ip_pools ({known})")
-    if not services.db.write_sync(lambda conn: ipvolume.set_pool(conn, account_id, pool)):
+    if not services.db.write_sync(lambda conn: repo.set_ip_pool(conn, account_id, pool)):
         raise ValueError(f"no account with id {account_id}")

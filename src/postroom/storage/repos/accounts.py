@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -53,19 +54,35 @@ def revoke_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=now))
 
 
-def delivery_modes(conn: Connection, account_ids: list[int]) -> dict[int, str | None]:
+def delivery_modes(conn: Connection, account_ids: Iterable[int]) -> dict[int, str | None]:
     """Each account's own delivery mode (None: it follows its stream's or the default)."""
-    if not account_ids:
-        return {}
-    query = select(accounts.c.id, accounts.c.delivery_mode).where(
-        accounts.c.id.in_(sorted(set(account_ids)))
-    )
-    return {int(account_id): mode for account_id, mode in conn.execute(query)}
+    return _by_account(conn, accounts.c.delivery_mode, account_ids)
+
+
+def ip_pools(conn: Connection, account_ids: Iterable[int]) -> dict[int, str]:
+    """The IP pool of each of ``account_ids`` that has one."""
+    found = _by_account(conn, accounts.c.ip_pool, account_ids)
+    return {account_id: pool for account_id, pool in found.items() if pool is not None}
 
 
 def set_delivery_mode(conn: Connection, account_id: int, mode: str | None) -> bool:
     """Set (None: clear) an account's delivery mode; False when there is no such account."""
-    result = conn.execute(
-        update(accounts).where(accounts.c.id == account_id).values(delivery_mode=mode)
-    )
+    return _update(conn, account_id, delivery_mode=mode)
+
+
+def set_ip_pool(conn: Connection, account_id: int, pool: str | None) -> bool:
+    """Set (None: clear) an account's IP pool; False when there is no such account."""
+    return _update(conn, account_id, ip_pool=pool)
+
+
+def _by_account(conn: Connection, column: Any, account_ids: Iterable[int]) -> dict[int, Any]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    query = select(accounts.c.id, column).where(accounts.c.id.in_(ids))
+    return {int(account_id): value for account_id, value in conn.execute(query)}
+
+
+def _update(conn: Connection, account_id: int, **values: Any) -> bool:
+    result = conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
     return bool(result.rowcount)

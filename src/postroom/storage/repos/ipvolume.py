@@ -1,15 +1,15 @@
-"""Per-address daily sending volume (``ip_volume``) and accounts' IP pools."""
+"""Per-address daily sending volume (``ip_volume``): the memory of warm-up caps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from postroom.storage.tables import accounts, ip_volume
+from postroom.storage.tables import ip_volume
 
 
 def sent_on(conn: Connection, day: date) -> dict[str, int]:
@@ -32,20 +32,3 @@ def add(conn: Connection, day: date, counts: Mapping[str, int]) -> None:
         set_={"sent": ip_volume.c.sent + statement.excluded.sent},
     )
     conn.execute(statement, rows)
-
-
-def pools_of(conn: Connection, account_ids: Iterable[int]) -> dict[int, str]:
-    """The IP pool of each of ``account_ids`` that has one."""
-    ids = sorted(set(account_ids))
-    if not ids:
-        return {}
-    query = select(accounts.c.id, accounts.c.ip_pool).where(
-        accounts.c.id.in_(ids), accounts.c.ip_pool.is_not(None)
-    )
-    return {int(account_id): str(pool) for account_id, pool in conn.execute(query)}
-
-
-def set_pool(conn: Connection, account_id: int, pool: str | None) -> bool:
-    """Set (or clear, with None) an account's pool; False when the account does not exist."""
-    result = conn.execute(accounts.update().where(accounts.c.id == account_id).values(ip_pool=pool))
-    return bool(result.rowcount)
