@@ -271,6 +271,7 @@ def test_message_json(client: TestClient, boot: Bootstrap) -> None:
 
 def test_listing_pages_newest_first(client: TestClient, boot: Bootstrap) -> None:
     ids = [send(client, boot.inbox_id, subject=f"n{i}") for i in range(33)]
+    assert ids == sorted(ids)  # ids grow with time: newest first is by id
     url = f"{base(boot)}/inboxes/{boot.inbox_id}/messages"
     first = client.get(url).json()
     assert len(first) == 30

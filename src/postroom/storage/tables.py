@@ -1,8 +1,11 @@
 """The schema, as SQLAlchemy Core tables. Alembic migrations must match it (a test checks).
 
-Identifiers: accounts, users, tokens, projects and inboxes use integer ids (the SDKs
-model them as ints); messages and deliveries use UUID strings (``message_ids`` in the
-contract); sandbox messages use 64-bit snowflake ids (the contract's ids exceed 2^32).
+Identifiers: accounts, users, tokens, projects, inboxes and every other integer id are
+database-assigned (autoincrement) and so stay far below 2^53, the largest integer a
+JavaScript client holds exactly; messages and deliveries use UUID strings
+(``message_ids`` in the contract). Sandbox message ids start above 2^32 (migration 0009
+sets the start), as the contract's do, so clients that squeeze them into 32 bits fail
+here as they would against Mailtrap.
 """
 
 from __future__ import annotations
@@ -215,7 +218,9 @@ deliveries = Table(
 sandbox_messages = Table(
     "sandbox_messages",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    # Time-ordered by insertion (listings page newest first by id); on SQLite
+    # AUTOINCREMENT so the id of a deleted message is never handed out again.
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("inbox_id", ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False),
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     # Set when captured from the queue; unique so a re-leased delivery never captures twice.
@@ -236,6 +241,7 @@ sandbox_messages = Table(
     Column("updated_at", Stamp, nullable=False),
     UniqueConstraint("inbox_id", "message_id", name="uq_sandbox_messages_inbox_message"),
     Index("ix_sandbox_messages_inbox", "inbox_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 events = Table(

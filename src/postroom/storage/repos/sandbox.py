@@ -52,6 +52,11 @@ def insert_captured(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(statement, rows)
 
 
+def insert_capture(conn: Connection, row: dict[str, Any]) -> int:
+    """Insert one captured message (a sandbox send) and return the id it was given."""
+    return insert_id(conn, sandbox_messages, row)
+
+
 def bump_inbox(conn: Connection, inbox_id: int, count: int, now: Any) -> None:
     conn.execute(
         update(inboxes)
@@ -142,7 +147,7 @@ def list_messages(
     offset: int,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """One page of an inbox's messages, newest first (snowflake ids sort by time)."""
+    """One page of an inbox's messages, newest first (ids are assigned in insertion order)."""
     query = select(*_SUMMARY).where(sandbox_messages.c.inbox_id == inbox_id)
     if search:
         fields = ("subject", "from_email", "from_name", "to_email", "to_name")

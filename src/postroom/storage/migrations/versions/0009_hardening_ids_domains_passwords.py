@@ -1,0 +1,140 @@
+"""Hardening: sandbox message ids below 2^53
+
+Revision ID: 0009
+Revises: 0008
+
+Sandbox message ids were random 64-bit "snowflakes" (about 9.2e17), beyond 2^53, the
+largest integer a JavaScript number holds exactly, so the Node SDK could not address
+them. They are now assigned by the database in insertion order, from 2^32 + 1 (above
+2^32 as Mailtrap's are, far below 2^53). Existing messages are renumbered in their old
+(time) order, and the ids stored in idempotency-key answers follow them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+# The first sandbox message id: above 2^32, as the contract's ids are.
+SANDBOX_ID_FLOOR = 2**32
+
+
+def upgrade() -> None:
+    _renumber_sandbox_messages()
+
+
+def downgrade() -> None:
+    _sandbox_ids_without_sequence()
+
+
+# --- sandbox message ids ---------------------------------------------------------------------
+
+
+def _renumber_sandbox_messages() -> None:
+    conn = op.get_bind()
+    conn.execute(
+        sa.text(
+            "CREATE TEMPORARY TABLE sandbox_id_map AS "
+            "SELECT id AS old_id, ROW_NUMBER() OVER (ORDER BY id) + :floor AS new_id "
+            "FROM sandbox_messages"
+        ),
+        {"floor": SANDBOX_ID_FLOOR},
+    )
+    # Through negative values: no new id can meet an old one mid-update.
+    conn.execute(
+        sa.text(
+            "UPDATE sandbox_messages SET id = -(SELECT new_id FROM sandbox_id_map "
+            "WHERE old_id = sandbox_messages.id)"
+        )
+    )
+    conn.execute(sa.text("UPDATE sandbox_messages SET id = -id"))
+    _renumber_idempotent_answers(conn)
+    conn.execute(sa.text("DROP TABLE sandbox_id_map"))
+    if conn.dialect.name == "sqlite":
+        _sqlite_autoincrement()
+    else:
+        _postgresql_sequence()
+
+
+def _renumber_idempotent_answers(conn: sa.Connection) -> None:
+    """Idempotency keys replay the ids they answered: a sandbox send's must follow."""
+    keys = sa.table(
+        "idempotency_keys",
+        sa.column("account_id", sa.BigInteger()),
+        sa.column("key", sa.String()),
+        sa.column("outcomes", sa.JSON()),
+    )
+    mapping = {
+        str(old): str(new)
+        for old, new in conn.execute(sa.text("SELECT old_id, new_id FROM sandbox_id_map"))
+    }
+    if not mapping:
+        return
+    for row in conn.execute(sa.select(keys).where(keys.c.outcomes.is_not(None))):
+        outcomes = [
+            {**item, "message_ids": [mapping.get(i, i) for i in item["message_ids"]]}
+            if "message_ids" in item
+            else item
+            for item in row.outcomes
+        ]
+        if outcomes != row.outcomes:
+            conn.execute(
+                keys.update()
+                .where(keys.c.account_id == row.account_id, keys.c.key == row.key)
+                .values(outcomes=outcomes)
+            )
+
+
+def _next_sandbox_id_after(conn: sa.Connection) -> int:
+    highest = conn.execute(sa.text("SELECT MAX(id) FROM sandbox_messages")).scalar()
+    return max(int(highest or 0), SANDBOX_ID_FLOOR)
+
+
+def _sqlite_autoincrement() -> None:
+    # INTEGER PRIMARY KEY AUTOINCREMENT: the rowid, never reused after a delete.
+    with op.batch_alter_table(
+        "sandbox_messages", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+    ) as batch:
+        batch.alter_column(
+            "id", existing_type=sa.BigInteger(), type_=sa.Integer(), autoincrement=True
+        )
+    conn = op.get_bind()
+    conn.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = 'sandbox_messages'"))
+    conn.execute(
+        sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES ('sandbox_messages', :seq)"),
+        {"seq": _next_sandbox_id_after(conn)},
+    )
+
+
+def _postgresql_sequence() -> None:
+    # What BIGSERIAL would have made: an owned sequence as the column's default.
+    conn = op.get_bind()
+    conn.execute(sa.text("CREATE SEQUENCE sandbox_messages_id_seq OWNED BY sandbox_messages.id"))
+    conn.execute(
+        sa.text(
+            "ALTER TABLE sandbox_messages ALTER COLUMN id "
+            "SET DEFAULT nextval('sandbox_messages_id_seq')"
+        )
+    )
+    conn.execute(
+        sa.text("SELECT setval('sandbox_messages_id_seq', :value)"),
+        {"value": _next_sandbox_id_after(conn)},
+    )
+
+
+def _sandbox_ids_without_sequence() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table(
+            "sandbox_messages", recreate="always", table_kwargs={"sqlite_autoincrement": False}
+        ) as batch:
+            batch.alter_column(
+                "id", existing_type=sa.Integer(), type_=sa.BigInteger(), autoincrement=False
+            )
+        return
+    op.execute("ALTER TABLE sandbox_messages ALTER COLUMN id DROP DEFAULT")
+    op.execute("DROP SEQUENCE sandbox_messages_id_seq")
