@@ -1,9 +1,10 @@
 """Migration 0009 on data made at revision 0008, on SQLite and PostgreSQL.
 
-Sandbox message ids: the old random 64-bit ids are renumbered below 2^53 in their old
-order, the ids idempotency keys replay follow them, and new ids continue above them
-(never reusing a deleted one). The SQLite table rebuilds keep every row that refers to
-the rebuilt tables.
+- sandbox message ids: the old random 64-bit ids are renumbered below 2^53 in their old
+  order, the ids idempotency keys replay follow them, and new ids continue above them
+  (never reusing a deleted one); the SQLite table rebuilds keep every referring row;
+- sending domains: one owner per domain (the verified one, else the oldest), whatever
+  the spelling; the other copies go with their keys and are logged.
 """
 
 from __future__ import annotations
@@ -229,6 +230,28 @@ def test_captured_messages_survive_the_inbox_table_rebuild(migrated: Any) -> Non
     db, _ = migrated
     assert rows(db, "SELECT COUNT(*) FROM sandbox_messages") == [(4,)]
     assert rows(db, "SELECT COUNT(*) FROM inboxes") == [(2,)]
+
+
+def test_one_owner_per_domain_keeps_the_verified_then_the_oldest(
+    migrated: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    db, _ = migrated
+    kept = rows(db, "SELECT id, account_id, ascii_name FROM sending_domains ORDER BY id")
+    assert kept == [
+        (2, 2, "example.com"),
+        (3, 1, "xn--bcher-kva.example"),
+        (5, 2, "mail.example.com"),
+    ]
+    assert rows(db, "SELECT domain_id FROM dkim_keys ORDER BY domain_id") == [(2,), (3,), (5,)]
+    assert rows(db, "SELECT COUNT(*) FROM domain_alerts") == [(0,)]
+    logged = caplog.get_records("setup")  # the migration ran in the fixture
+    removed = [r.getMessage() for r in logged if r.name == "postroom.migrations"]
+    assert len(removed) == 2
+    assert "account 2 keeps it (domain id 2)" in removed[0]
+    assert "account 1 (domain id 1" in removed[0]
+    # The constraint holds from now on, in the database itself.
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sending_domains SET ascii_name = 'example.com' WHERE id = 5"))
 
 
 def test_downgrade_to_0008_and_up_again(migrated: Any) -> None:

@@ -267,6 +267,9 @@ sending_domains = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("domain_name", String(255), nullable=False),
+    # The name as DNS holds it (IDNA A-labels, lower case, no trailing dot). Unique across
+    # the installation: a sending domain has one owner (docs: "One owner per domain").
+    Column("ascii_name", String(255), nullable=False),
     Column("open_tracking_enabled", Boolean, nullable=False, default=False),
     Column("click_tracking_enabled", Boolean, nullable=False, default=False),
     Column("auto_unsubscribe_link_enabled", Boolean, nullable=False, default=False),
@@ -284,7 +287,7 @@ sending_domains = Table(
     Column("company_info", JSON, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
-    UniqueConstraint("account_id", "domain_name", name="uq_sending_domains_account_name"),
+    UniqueConstraint("ascii_name", name="uq_sending_domains_ascii_name"),
 )
 
 dkim_keys = Table(

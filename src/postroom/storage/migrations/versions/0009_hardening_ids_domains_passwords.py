@@ -1,16 +1,28 @@
-"""Hardening: sandbox message ids below 2^53
+"""Hardening: sandbox ids below 2^53, one owner per sending domain
 
 Revision ID: 0009
 Revises: 0008
 
-Sandbox message ids were random 64-bit "snowflakes" (about 9.2e17), beyond 2^53, the
-largest integer a JavaScript number holds exactly, so the Node SDK could not address
-them. They are now assigned by the database in insertion order, from 2^32 + 1 (above
-2^32 as Mailtrap's are, far below 2^53). Existing messages are renumbered in their old
-(time) order, and the ids stored in idempotency-key answers follow them.
+Two changes found by outside testing (issue F8, items 11 and 12):
+
+- Sandbox message ids were random 64-bit "snowflakes" (about 9.2e17), beyond 2^53, the
+  largest integer a JavaScript number holds exactly, so the Node SDK could not address
+  them. They are now assigned by the database in insertion order, from 2^32 + 1 (above
+  2^32 as Mailtrap's are, far below 2^53). Existing messages are renumbered in their
+  old (time) order, and the ids stored in idempotency-key answers follow them.
+- A sending domain had one owner per account; now one per installation, keyed by its
+  DNS spelling (``ascii_name``: IDNA A-labels, lower case, no trailing dot). Where
+  several accounts held the same domain, the one DNS vouches for keeps it (verified
+  first, the earliest verified first, then the oldest); the others are removed with
+  their DKIM keys and alerts, and each removal is logged as a warning.
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,16 +32,91 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+log = logging.getLogger("postroom.migrations")
+
 # The first sandbox message id: above 2^32, as the contract's ids are.
 SANDBOX_ID_FLOOR = 2**32
 
 
 def upgrade() -> None:
+    _one_owner_per_domain()
     _renumber_sandbox_messages()
 
 
 def downgrade() -> None:
     _sandbox_ids_without_sequence()
+    _domain_owner_per_account()
+
+
+# --- sending domains -------------------------------------------------------------------------
+
+_domains = sa.table(
+    "sending_domains",
+    sa.column("id", sa.BigInteger()),
+    sa.column("account_id", sa.BigInteger()),
+    sa.column("domain_name", sa.String()),
+    sa.column("ascii_name", sa.String()),
+    sa.column("dns_verified", sa.Boolean()),
+    sa.column("dns_verified_at", sa.DateTime()),
+)
+
+
+def _dns_name(name: str) -> str:
+    """The name as DNS holds it (the same rule as ``services.domains.ascii_name``)."""
+    clean = name.strip().rstrip(".").lower()
+    with contextlib.suppress(UnicodeError):
+        return clean.encode("idna").decode("ascii") if not clean.isascii() else clean
+    return clean
+
+
+def _owner_first(row: Any) -> tuple[bool, str, int]:
+    # Verified before unverified, the earliest verification first, then the oldest row.
+    verified_at = row.dns_verified_at.isoformat() if row.dns_verified_at else "~"
+    return (not row.dns_verified, verified_at, int(row.id))
+
+
+def _one_owner_per_domain() -> None:
+    with op.batch_alter_table("sending_domains") as batch:
+        batch.add_column(sa.Column("ascii_name", sa.String(length=255), nullable=True))
+    conn = op.get_bind()
+    by_name: dict[str, list[Any]] = defaultdict(list)
+    for row in conn.execute(sa.select(_domains)):
+        by_name[_dns_name(row.domain_name)].append(row)
+    for name, rows in by_name.items():
+        owner, *others = sorted(rows, key=_owner_first)
+        for row in others:
+            _remove_domain(conn, row, owner, name)
+        conn.execute(_domains.update().where(_domains.c.id == owner.id).values(ascii_name=name))
+    with op.batch_alter_table("sending_domains") as batch:
+        batch.alter_column("ascii_name", existing_type=sa.String(length=255), nullable=False)
+        batch.drop_constraint("uq_sending_domains_account_name", type_="unique")
+        batch.create_unique_constraint("uq_sending_domains_ascii_name", ["ascii_name"])
+
+
+def _domain_owner_per_account() -> None:
+    with op.batch_alter_table("sending_domains") as batch:
+        batch.drop_constraint("uq_sending_domains_ascii_name", type_="unique")
+        batch.create_unique_constraint(
+            "uq_sending_domains_account_name", ["account_id", "domain_name"]
+        )
+        batch.drop_column("ascii_name")
+
+
+def _remove_domain(conn: sa.Connection, row: Any, owner: Any, name: str) -> None:
+    log.warning(
+        "sending domain %s: account %s keeps it (domain id %s); removing the copy of "
+        "account %s (domain id %s, verified: %s), since a domain has one owner",
+        name,
+        owner.account_id,
+        owner.id,
+        row.account_id,
+        row.id,
+        bool(row.dns_verified),
+    )
+    # Children first, whatever the backend's foreign-key enforcement during migrations.
+    for child in ("dkim_keys", "domain_alerts"):
+        conn.execute(sa.text(f"DELETE FROM {child} WHERE domain_id = :id"), {"id": row.id})
+    conn.execute(_domains.delete().where(_domains.c.id == row.id))
 
 
 # --- sandbox message ids ---------------------------------------------------------------------
