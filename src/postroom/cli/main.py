@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from postroom.services import Services, modes
 from postroom.services import accounts as account_service
 from postroom.services import domains as domain_service
 from postroom.services.dns import parse_server
+from postroom.storage.datadir import secure_data_dir
 from postroom.storage.db import Database, NonDurableDatabase, check_durability
 from postroom.storage.migrate import upgrade
 from postroom.storage.secrets import SecretKeyMissing, load_sealer
@@ -250,6 +252,10 @@ def serve(
             sock.close()
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    # Everything this process writes (database, keys, certificates) is its user's alone;
+    # an existing data directory that is readable by others is tightened, and logged.
+    os.umask(0o077)
+    secure_data_dir(settings.storage.data_dir)
     services = _open(settings)
     # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
     # first start unless security.secret_key provides one.

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from postroom.config import Settings
+from postroom.storage.datadir import private_directory
 
 KEY_FILE = "secret.key"
 
@@ -58,7 +59,7 @@ def load_sealer(settings: Settings, *, create: bool = False) -> Sealer:
         return Sealer(path.read_bytes().strip())
     if not create:
         raise SecretKeyMissing(f"no secret key: set POSTROOM_SECURITY__SECRET_KEY or create {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     key = Fernet.generate_key()
     # O_EXCL: two processes starting at once must not each write a different key.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
