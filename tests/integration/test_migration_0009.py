@@ -4,11 +4,14 @@
   order, the ids idempotency keys replay follow them, and new ids continue above them
   (never reusing a deleted one); the SQLite table rebuilds keep every referring row;
 - sending domains: one owner per domain (the verified one, else the oldest), whatever
-  the spelling; the other copies go with their keys and are logged.
+  the spelling; the other copies go with their keys and are logged;
+- inbox passwords: left in plain text by the migration (no key there), sealed at the
+  next start, and still the same password for SMTP and the API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,10 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Connection, Engine
 
+from postroom.config import Settings
+from postroom.sandbox.credentials import seal_plaintext_passwords, smtp_password
+from postroom.sandbox.smtp_login import InboxLogin, inbox_login
+from postroom.services import Services
 from postroom.storage.db import Database
 from postroom.storage.migrate import alembic_config, current_revision, upgrade
 
@@ -254,10 +261,43 @@ def test_one_owner_per_domain_keeps_the_verified_then_the_oldest(
         conn.execute(sa.text("UPDATE sending_domains SET ascii_name = 'example.com' WHERE id = 5"))
 
 
-def test_downgrade_to_0008_and_up_again(migrated: Any) -> None:
+def test_passwords_stay_plain_until_the_next_start_seals_them(migrated: Any, tmp_path: Any) -> None:
+    db, _ = migrated
+    assert rows(db, "SELECT id, password, password_sealed FROM inboxes ORDER BY id") == [
+        (1, "plainpass1", None),
+        (2, "plainpass2", None),
+    ]
+    services = Services(settings=Settings(storage={"data_dir": tmp_path / "data"}), db=db)
+    # Before the seal, the old password works (a process that has not restarted yet).
+    login = asyncio.run(inbox_login(services, "user1", b"plainpass1"))
+    assert login == InboxLogin(1, 1)
+
+    assert seal_plaintext_passwords(services) == 2
+    stored = rows(db, "SELECT id, password, password_sealed FROM inboxes ORDER BY id")
+    assert [(i, p) for i, p, _ in stored] == [(1, None), (2, None)]
+    assert all(b"plainpass" not in bytes(sealed) for _, _, sealed in stored)
+    sealer = services.get_sealer()
+    assert [
+        smtp_password(sealer, {"password": None, "password_sealed": s}) for *_, s in stored
+    ] == [
+        "plainpass1",
+        "plainpass2",
+    ]
+    assert asyncio.run(inbox_login(services, "user2", b"plainpass2")) == InboxLogin(2, 2)
+    assert asyncio.run(inbox_login(services, "user2", b"plainpass1")) is None
+    assert seal_plaintext_passwords(services) == 0  # nothing left to seal
+
+
+def test_downgrade_to_0008_and_up_again(migrated: Any, tmp_path: Any) -> None:
     db, _ = migrated
     downgrade(db.engine, "0008")
     assert current_revision(db.engine) == "0008"
     assert rows(db, "SELECT COUNT(*) FROM sandbox_messages") == [(4,)]
     upgrade(db.engine)
+    assert current_revision(db.engine) == "0009"
+    # Once sealed, passwords cannot be unsealed by a migration: refused, nothing changed.
+    services = Services(settings=Settings(storage={"data_dir": tmp_path / "data"}), db=db)
+    seal_plaintext_passwords(services)
+    with pytest.raises(RuntimeError, match="downgrading past 0009 is not supported"):
+        downgrade(db.engine, "0008")
     assert current_revision(db.engine) == "0009"

@@ -34,6 +34,7 @@ from rich.table import Table
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
+from postroom.sandbox.credentials import seal_plaintext_passwords
 from postroom.services import Services, modes
 from postroom.services import accounts as account_service
 from postroom.services import domains as domain_service
@@ -260,6 +261,8 @@ def serve(
     # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
     # first start unless security.secret_key provides one.
     services.sealer = load_sealer(settings, create=True)
+    # Inboxes made before passwords were sealed (migration 0009) are sealed now.
+    seal_plaintext_passwords(services)
 
     boot = account_service.bootstrap(services)
     if boot is not None:

@@ -2,8 +2,9 @@
 
 The key is a Fernet key (AES-128-CBC with HMAC-SHA256, from ``cryptography``). It comes
 from ``security.secret_key``, or from ``<data_dir>/secret.key``, which the first
-``postroom serve`` creates with mode 0600. Losing the key makes the stored private keys
-unreadable (rotate them); leaking the database alone reveals none.
+``postroom serve`` creates with mode 0600. It seals DKIM private keys and sandbox inboxes'
+SMTP passwords. Losing the key makes the stored private keys unreadable (rotate them)
+and the inbox passwords too (reset them); leaking the database alone reveals none.
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ inboxes = Table(
     Column("name", String(100), nullable=False),
     Column("is_default", Boolean, nullable=False, default=False),
     Column("username", String(64), nullable=False, unique=True),
-    Column("password", String(64), nullable=False),
+    # Plaintext of inboxes made before migration 0009, until the next start seals it.
+    Column("password", String(64), nullable=True),
     Column("email_username", String(64), nullable=False),
     Column("email_username_enabled", Boolean, nullable=False, default=False),
     Column("max_size", Integer, nullable=False),
@@ -139,6 +140,8 @@ inboxes = Table(
     Column("last_message_sent_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    # The SMTP password, sealed with the installation key (postroom.sandbox.credentials).
+    Column("password_sealed", LargeBinary, nullable=True),
 )
 
 messages = Table(

@@ -1,9 +1,9 @@
-"""Hardening: sandbox ids below 2^53, one owner per sending domain
+"""Hardening: sandbox ids below 2^53, one owner per sending domain, sealed inbox passwords
 
 Revision ID: 0009
 Revises: 0008
 
-Two changes found by outside testing (issue F8, items 11 and 12):
+Three changes found by outside testing (issue F8, items 9, 11 and 12):
 
 - Sandbox message ids were random 64-bit "snowflakes" (about 9.2e17), beyond 2^53, the
   largest integer a JavaScript number holds exactly, so the Node SDK could not address
@@ -15,6 +15,10 @@ Two changes found by outside testing (issue F8, items 11 and 12):
   several accounts held the same domain, the one DNS vouches for keeps it (verified
   first, the earliest verified first, then the oldest); the others are removed with
   their DKIM keys and alerts, and each removal is logged as a warning.
+- Sandbox inboxes' SMTP passwords get a sealed column. The seal needs the installation
+  key, which a migration may not have (``postroom db migrate`` may run where only the
+  database is configured), so existing plaintext passwords stay until the next
+  ``postroom serve`` seals them (``postroom.sandbox.credentials``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ SANDBOX_ID_FLOOR = 2**32
 
 
 def upgrade() -> None:
+    _inbox_password_columns()
     _one_owner_per_domain()
     _renumber_sandbox_messages()
 
@@ -46,6 +51,30 @@ def upgrade() -> None:
 def downgrade() -> None:
     _sandbox_ids_without_sequence()
     _domain_owner_per_account()
+    _inbox_password_plaintext()
+
+
+# --- inbox passwords -------------------------------------------------------------------------
+
+
+def _inbox_password_columns() -> None:
+    with op.batch_alter_table("inboxes") as batch:
+        batch.add_column(sa.Column("password_sealed", sa.LargeBinary(), nullable=True))
+        batch.alter_column("password", existing_type=sa.String(length=64), nullable=True)
+
+
+def _inbox_password_plaintext() -> None:
+    sealed = op.get_bind().execute(
+        sa.text("SELECT COUNT(*) FROM inboxes WHERE password_sealed IS NOT NULL")
+    )
+    if sealed.scalar():
+        raise RuntimeError(
+            "inbox SMTP passwords are sealed with the installation key and a migration "
+            "cannot unseal them: downgrading past 0009 is not supported"
+        )
+    with op.batch_alter_table("inboxes") as batch:
+        batch.alter_column("password", existing_type=sa.String(length=64), nullable=False)
+        batch.drop_column("password_sealed")
 
 
 # --- sending domains -------------------------------------------------------------------------
