@@ -360,6 +360,7 @@ def run_backend(backend: str, opts: argparse.Namespace, progress: Progress) -> R
                     {
                         "account_id": boot.account_id,
                         "domain_name": name,
+                        "ascii_name": name,
                         "dns_results": {},
                         "created_at": now,
                         "updated_at": now,

@@ -244,18 +244,60 @@ def test_idna_name_is_stored_as_given_lowercased(client: TestClient, boot: Boots
     assert spf["domain"] == "xn--bcher-kva.example"
 
 
-def test_duplicate_in_the_account(client: TestClient, boot: Bootstrap, services: Services) -> None:
+def test_duplicate_in_the_account(client: TestClient, boot: Bootstrap) -> None:
     create(client, boot, "example.com")
     again = client.post(base(boot), json={"sending_domain": {"domain_name": "EXAMPLE.com."}})
     assert again.status_code == 422
     assert again.json() == {"errors": {"domain_name": ["has already been taken"]}}
-    # Another account may add the same name.
-    other = tenant(services)
-    theirs = client.post(
+
+
+def add_as(client: TestClient, token: str, name: str) -> Any:
+    """Another account's attempt to add ``name`` (through the /api/domains alias)."""
+    return client.post(
         "/api/domains",
-        json={"domain": {"domain_name": "example.com"}},
-        headers={"Authorization": f"Bearer {other}"},
+        json={"domain": {"domain_name": name}},
+        headers={"Authorization": f"Bearer {token}"},
     )
+
+
+@pytest.mark.parametrize("spelling", ["example.com", "Example.COM.", " example.com "])
+def test_one_owner_per_domain_across_accounts(
+    client: TestClient, boot: Bootstrap, services: Services, spelling: str
+) -> None:
+    """A sending domain belongs to one account of the installation: another account's
+    attempt, in any spelling, is the contract's 422 (and the first owner keeps it)."""
+    mine = create(client, boot, "example.com")
+    theirs = add_as(client, tenant(services), spelling)
+    assert theirs.status_code == 422, theirs.text
+    assert theirs.json() == {"errors": {"domain_name": ["has already been taken"]}}
+    assert client.get(f"{base(boot)}/{mine['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("owned", "wanted", "status"),
+    [
+        # A U-label name and its A-label form are the same DNS name: the same domain.
+        ("bücher.example", "xn--bcher-kva.example", 422),
+        ("bücher.example", "BÜCHER.example", 422),
+        # A subdomain is another sending domain (its own DNS records), as is a lookalike.
+        ("example.com", "mail.example.com", 200),
+        ("example.com", "example.co", 200),
+    ],
+)
+def test_what_counts_as_the_same_domain(
+    client: TestClient, boot: Bootstrap, services: Services, owned: str, wanted: str, status: int
+) -> None:
+    create(client, boot, owned)
+    theirs = add_as(client, tenant(services), wanted)
+    assert theirs.status_code == status, theirs.text
+
+
+def test_a_deleted_domain_may_be_added_by_another_account(
+    client: TestClient, boot: Bootstrap, services: Services
+) -> None:
+    mine = create(client, boot, "example.com")
+    assert client.delete(f"{base(boot)}/{mine['id']}").status_code == 204
+    theirs = add_as(client, tenant(services), "example.com")
     assert theirs.status_code == 200, theirs.text
 
 

@@ -6,11 +6,14 @@ what the sending API captures is what the management API shows.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from mailtrap.models.attachments import Attachment
 from mailtrap.models.common import DeletedObject
 from mailtrap.models.inboxes import Inbox
@@ -19,9 +22,11 @@ from mailtrap.models.projects import Project
 from sqlalchemy.engine import Connection
 from starlette.testclient import TestClient
 
+from postroom.sandbox.smtp_login import inbox_login
 from postroom.services import Services
 from postroom.services.accounts import Bootstrap, create_default_inbox, create_token
 from postroom.storage.repos import accounts as account_repo
+from postroom.storage.secrets import Sealer
 
 MESSAGE_FIELDS = {
     "id", "inbox_id", "subject", "sent_at", "from_email", "from_name", "to_email", "to_name",
@@ -236,6 +241,22 @@ def test_credentials_and_email_username_actions(client: TestClient, boot: Bootst
     assert renamed["email_username"] != before["email_username"]
 
 
+def test_a_process_with_another_key_shows_no_password_and_logs_no_one_in(
+    client: TestClient, boot: Bootstrap, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sealed passwords need this installation's key; a process started with another one
+    (a wrong data directory or secret_key) degrades to no password, never a 500."""
+    url = f"{base(boot)}/inboxes/{boot.inbox_id}"
+    shown = client.get(url).json()
+    services.sealer = Sealer(Fernet.generate_key())
+    with caplog.at_level(logging.ERROR, logger="postroom.sandbox"):
+        response = client.get(url)
+    assert response.status_code == 200 and response.json()["password"] is None
+    assert "SMTP password unreadable" in caplog.text
+    login = inbox_login(services, shown["username"], shown["password"].encode())
+    assert asyncio.run(login) is None
+
+
 def test_deleting_the_default_inbox_moves_capture(
     client: TestClient, boot: Bootstrap, services: Services
 ) -> None:
@@ -271,6 +292,7 @@ def test_message_json(client: TestClient, boot: Bootstrap) -> None:
 
 def test_listing_pages_newest_first(client: TestClient, boot: Bootstrap) -> None:
     ids = [send(client, boot.inbox_id, subject=f"n{i}") for i in range(33)]
+    assert ids == sorted(ids)  # ids grow with time: newest first is by id
     url = f"{base(boot)}/inboxes/{boot.inbox_id}/messages"
     first = client.get(url).json()
     assert len(first) == 30

@@ -7,6 +7,7 @@ Each test runs on SQLite and PostgreSQL (see conftest). The worker is driven by 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,9 +15,11 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from postroom.api.app import create_app
+from postroom.config import Settings
 from postroom.domain.streams import Stream
 from postroom.services import Services
 from postroom.services.accounts import Bootstrap
+from postroom.storage.db import Database
 from postroom.storage.tables import deliveries, events, messages, sandbox_messages
 from postroom.workers.delivery import DeliveryWorker
 
@@ -236,9 +239,34 @@ def test_sandbox_send_captures_directly_and_returns_one_id(
     response = client.post(f"/api/send/{boot.inbox_id}", json=MAIL)
     assert response.status_code == 200, response.text
     [sandbox_id] = response.json()["message_ids"]
-    assert int(sandbox_id) > 2**32
+    # Above 2^32 as the contract's ids are, and exact in a JavaScript number (< 2^53).
+    assert 2**32 < int(sandbox_id) < 2**53
     assert _count(services, deliveries) == 0
     assert _count(services, sandbox_messages, sandbox_messages.c.id == int(sandbox_id)) == 1
+
+
+def test_sandbox_ids_stay_unique_when_two_processes_capture_at_once(
+    services: Services, boot: Bootstrap, settings: Settings
+) -> None:
+    """Ids come from the database (a sequence; SQLite's AUTOINCREMENT under its write
+    lock), so two processes sending at once never collide and each sees them grow."""
+    second = Services(settings=settings, db=Database.from_url(settings.database_url))
+
+    def send_many(app_services: Services) -> list[int]:
+        with TestClient(create_app(app_services)) as http:
+            http.headers["Authorization"] = f"Bearer {boot.token}"
+            return [
+                int(http.post(f"/api/send/{boot.inbox_id}", json=MAIL).json()["message_ids"][0])
+                for _ in range(25)
+            ]
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first_ids, second_ids = pool.map(send_many, [services, second])
+    finally:
+        second.db.close()
+    assert len(set(first_ids) | set(second_ids)) == 50
+    assert first_ids == sorted(first_ids) and second_ids == sorted(second_ids)
 
 
 def test_sandbox_send_to_unknown_inbox_is_404(client: TestClient) -> None:

@@ -28,8 +28,10 @@ import pytest
 from smtp_submission import Ports, Raw, Tls, implicit_client, listeners, make_tls, starttls_client
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from starlette.testclient import TestClient
 
 from postroom.config import DeliveryMode
+from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import reset_credentials
 from postroom.services import Services, suppressions
 from postroom.services.accounts import Bootstrap, create_default_inbox, create_token
@@ -200,8 +202,9 @@ def test_utf8_message_and_address_with_smtputf8(
 
 
 def inbox_row(services: Services, inbox_id: int) -> dict[str, Any]:
+    """An inbox row with its SMTP password unsealed (the database holds it sealed)."""
     [row] = query(services, select(inboxes).where(inboxes.c.id == inbox_id))
-    return row
+    return {**row, "password": smtp_password(services.get_sealer(), row)}
 
 
 def test_inbox_credentials_capture_into_that_inbox(
@@ -220,11 +223,55 @@ def test_inbox_credentials_capture_into_that_inbox(
     assert query(services, select(deliveries)) == []  # captured, not queued
 
 
+def test_inbox_passwords_are_not_in_the_database_yet_work_and_show(
+    services: Services, boot: Bootstrap, tls: Tls, ports: Ports, client: TestClient
+) -> None:
+    """Inbox SMTP passwords are sealed at rest: no row (and, on SQLite, no byte of the
+    database file or its WAL) holds one, while the API shows them and SMTP AUTH takes
+    them."""
+    base = f"/api/accounts/{boot.account_id}"
+    project = client.post(f"{base}/projects", json={"project": {"name": "Sealed"}}).json()
+    made = [
+        client.post(
+            f"{base}/projects/{project['id']}/inboxes", json={"inbox": {"name": f"Inbox {n}"}}
+        ).json()
+        for n in range(3)
+    ]
+    reset = client.patch(f"{base}/inboxes/{made[0]['id']}/reset_credentials").json()
+    shown = [reset, *made[1:], client.get(f"{base}/inboxes/{boot.inbox_id}").json()]
+    passwords = [inbox["password"] for inbox in shown]
+    assert all(passwords) and made[0]["password"] != reset["password"]
+
+    stored = query(services, select(inboxes))
+    for password in [*passwords, made[0]["password"]]:
+        for row in stored:
+            for value in row.values():
+                text = bytes(value) if isinstance(value, bytes | memoryview) else str(value)
+                needle = password.encode() if isinstance(text, bytes) else password
+                assert needle not in text, (password, row)
+    if services.db.dialect == "sqlite":
+        database = Path(services.db.engine.url.database or "")
+        on_disk = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+        assert on_disk and not [p for p in passwords if p.encode() in on_disk]
+
+    for inbox in shown:
+        with starttls_client(ports.starttls, tls) as smtp:
+            smtp.login(inbox["username"], inbox["password"])
+            smtp.send_message(mail(Subject=f"to {inbox['id']}"))
+    captured = query(services, select(sandbox_messages.c.inbox_id, sandbox_messages.c.subject))
+    assert sorted((r["inbox_id"], r["subject"]) for r in captured) == sorted(
+        (inbox["id"], f"to {inbox['id']}") for inbox in shown
+    )
+    with starttls_client(ports.starttls, tls) as smtp:  # the old password stopped working
+        assert auth_plain(smtp, made[0]["username"], made[0]["password"]) == 535
+
+
 def test_inbox_credentials_are_checked_and_tenant_isolated(
     services: Services, boot: Bootstrap, tls: Tls, ports: Ports
 ) -> None:
     other_account, _ = other_tenant(services)
-    [theirs] = query(services, select(inboxes).where(inboxes.c.account_id == other_account))
+    [theirs_id] = query(services, select(inboxes.c.id).where(inboxes.c.account_id == other_account))
+    theirs = inbox_row(services, theirs_id["id"])
     mine = inbox_row(services, boot.inbox_id)
     with starttls_client(ports.starttls, tls) as client:
         for user, password in [

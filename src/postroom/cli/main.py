@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -33,10 +34,12 @@ from rich.table import Table
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
+from postroom.sandbox.credentials import seal_plaintext_passwords
 from postroom.services import Services, modes
 from postroom.services import accounts as account_service
 from postroom.services import domains as domain_service
 from postroom.services.dns import parse_server
+from postroom.storage.datadir import secure_data_dir
 from postroom.storage.db import Database, NonDurableDatabase, check_durability
 from postroom.storage.migrate import upgrade
 from postroom.storage.secrets import SecretKeyMissing, load_sealer
@@ -250,10 +253,16 @@ def serve(
             sock.close()
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    # Everything this process writes (database, keys, certificates) is its user's alone;
+    # an existing data directory that is readable by others is tightened, and logged.
+    os.umask(0o077)
+    secure_data_dir(settings.storage.data_dir)
     services = _open(settings)
     # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
     # first start unless security.secret_key provides one.
     services.sealer = load_sealer(settings, create=True)
+    # Inboxes made before passwords were sealed (migration 0009) are sealed now.
+    seal_plaintext_passwords(services)
 
     boot = account_service.bootstrap(services)
     if boot is not None:

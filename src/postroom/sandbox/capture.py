@@ -28,13 +28,14 @@ def captured_row(
     message: Mapping[str, Any],
     raw: bytes,
     *,
-    sandbox_id: int,
     inbox_id: int,
     now: datetime,
 ) -> dict[str, Any]:
-    """The ``sandbox_messages`` row capturing ``message`` (a ``messages`` row) into an inbox."""
+    """The ``sandbox_messages`` row capturing ``message`` (a ``messages`` row) into an inbox.
+
+    The row has no ``id``: the database numbers captured messages as they are inserted.
+    """
     return {
-        "id": sandbox_id,
         "inbox_id": inbox_id,
         "account_id": message["account_id"],
         "message_id": message["id"],

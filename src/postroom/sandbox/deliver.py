@@ -72,7 +72,6 @@ def plan_capture(
             row = captured_row(
                 message,
                 signer.sign(message, bytes(message["raw"])),
-                sandbox_id=services.ids.snowflake(now),
                 inbox_id=inbox_id,
                 now=now,
             )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from postroom.errors import Conflict, NotFound
+from postroom.sandbox.credentials import new_password
 from postroom.services import Services
 from postroom.services.accounts import inbox_values
 from postroom.storage.repos import sandbox as repo
@@ -262,7 +263,7 @@ async def mark_all_read(services: Services, account_id: int, inbox_id: int) -> I
 
 async def reset_credentials(services: Services, account_id: int, inbox_id: int) -> InboxView:
     """A new SMTP password; the old one stops working."""
-    values = {"password": services.ids.hex(7), "updated_at": services.clock.now()}
+    values = {**new_password(services), "updated_at": services.clock.now()}
     return await _update(services, account_id, inbox_id, values)
 
 

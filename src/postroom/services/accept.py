@@ -269,13 +269,7 @@ def _prepare(
         "created_at": now,
     }
     if origin.inbox_id is not None:
-        captured = captured_row(
-            message,
-            raw,
-            sandbox_id=services.ids.snowflake(now),
-            inbox_id=origin.inbox_id,
-            now=now,
-        )
+        captured = captured_row(message, raw, inbox_id=origin.inbox_id, now=now)
         return _Prepared(message, raw, [], [], captured)
     deliveries, events = _delivery_rows(services, origin, draft, message_pk, now)
     return _Prepared(message, raw, deliveries, events)
@@ -437,8 +431,7 @@ def _capture(
         if isinstance(item, Exception) or item.captured is None:
             outcomes.append(item if isinstance(item, Exception) else TypeError("not captured"))
             continue
-        sandbox_repo.insert_captured(conn, [item.captured])
-        outcomes.append([str(item.captured["id"])])
+        outcomes.append([str(sandbox_repo.insert_capture(conn, item.captured))])
     captured = sum(1 for outcome in outcomes if isinstance(outcome, list))
     sandbox_repo.bump_inbox(conn, origin.inbox_id, captured, now)
     return outcomes

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from postroom.domain import tokens
+from postroom.sandbox.credentials import new_password
 from postroom.services import Services
 from postroom.storage.repos import accounts as repo
 from postroom.storage.repos import sandbox as sandbox_repo
@@ -80,7 +81,7 @@ def inbox_values(
         "name": name,
         "is_default": is_default,
         "username": services.ids.hex(7),
-        "password": services.ids.hex(7),
+        **new_password(services),
         "email_username": services.ids.hex(5),
         "email_username_enabled": False,
         "max_size": 1000,

@@ -477,20 +477,25 @@ def _max_generation(keys: Sequence[Mapping[str, Any]]) -> int:
 async def create(services: Services, account_id: int, domain_name: object) -> DomainView:
     """Add a domain with its first generation of keys, pending until DNS serves them."""
     name = valid_domain_name(domain_name)
+    # One owner per domain across the installation, whatever the spelling (U-labels or
+    # A-labels, case, trailing dot): a second account could otherwise sign and send as
+    # a domain whose DNS vouches for the first. The unique constraint is the backstop.
+    key = ascii_name(name)
     taken = Conflict({"domain_name": ["has already been taken"]})
     # Fail fast before spending an RSA generation on a duplicate.
-    if await services.db.read(lambda conn: repo.name_taken(conn, account_id, name)):
+    if await services.db.read(lambda conn: repo.name_taken(conn, key)):
         raise taken
     generation = await _generate(services, 1)
     now = services.clock.now()
 
     def run(conn: Connection) -> DomainView:
-        if repo.name_taken(conn, account_id, name):
+        if repo.name_taken(conn, key):
             raise taken
         domain_id = repo.insert_domain(
             conn,
             account_id=account_id,
             domain_name=name,
+            ascii_name=key,
             dns_results={},
             created_at=now,
             updated_at=now,

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
+from postroom.storage.datadir import private_sqlite
 from postroom.storage.writer import Writer
 
 T = TypeVar("T")
@@ -42,13 +43,16 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        database = parsed.database
+        # A file of ours (not memory, not a URI the caller opens its own way) is private:
+        # it holds every message body.
+        if database and database != ":memory:" and not parsed.query.get("uri"):
+            private_sqlite(Path(database))
+        return _sqlite_engine(url)
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -2,8 +2,9 @@
 
 The key is a Fernet key (AES-128-CBC with HMAC-SHA256, from ``cryptography``). It comes
 from ``security.secret_key``, or from ``<data_dir>/secret.key``, which the first
-``postroom serve`` creates with mode 0600. Losing the key makes the stored private keys
-unreadable (rotate them); leaking the database alone reveals none.
+``postroom serve`` creates with mode 0600. It seals DKIM private keys and sandbox inboxes'
+SMTP passwords. Losing the key makes the stored private keys unreadable (rotate them)
+and the inbox passwords too (reset them); leaking the database alone reveals none.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from postroom.config import Settings
+from postroom.storage.datadir import private_directory
 
 KEY_FILE = "secret.key"
 
@@ -58,7 +60,7 @@ def load_sealer(settings: Settings, *, create: bool = False) -> Sealer:
         return Sealer(path.read_bytes().strip())
     if not create:
         raise SecretKeyMissing(f"no secret key: set POSTROOM_SECURITY__SECRET_KEY or create {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     key = Fernet.generate_key()
     # O_EXCL: two processes starting at once must not each write a different key.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

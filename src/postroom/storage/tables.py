@@ -1,8 +1,11 @@
 """The schema, as SQLAlchemy Core tables. Alembic migrations must match it (a test checks).
 
-Identifiers: accounts, users, tokens, projects and inboxes use integer ids (the SDKs
-model them as ints); messages and deliveries use UUID strings (``message_ids`` in the
-contract); sandbox messages use 64-bit snowflake ids (the contract's ids exceed 2^32).
+Identifiers: accounts, users, tokens, projects, inboxes and every other integer id are
+database-assigned (autoincrement) and so stay far below 2^53, the largest integer a
+JavaScript client holds exactly; messages and deliveries use UUID strings
+(``message_ids`` in the contract). Sandbox message ids start above 2^32 (migration 0009
+sets the start), as the contract's do, so clients that squeeze them into 32 bits fail
+here as they would against Mailtrap.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ inboxes = Table(
     Column("name", String(100), nullable=False),
     Column("is_default", Boolean, nullable=False, default=False),
     Column("username", String(64), nullable=False, unique=True),
-    Column("password", String(64), nullable=False),
+    # Plaintext of inboxes made before migration 0009, until the next start seals it.
+    Column("password", String(64), nullable=True),
     Column("email_username", String(64), nullable=False),
     Column("email_username_enabled", Boolean, nullable=False, default=False),
     Column("max_size", Integer, nullable=False),
@@ -136,6 +140,8 @@ inboxes = Table(
     Column("last_message_sent_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    # The SMTP password, sealed with the installation key (postroom.sandbox.credentials).
+    Column("password_sealed", LargeBinary, nullable=True),
 )
 
 messages = Table(
@@ -215,7 +221,9 @@ deliveries = Table(
 sandbox_messages = Table(
     "sandbox_messages",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    # Time-ordered by insertion (listings page newest first by id); on SQLite
+    # AUTOINCREMENT so the id of a deleted message is never handed out again.
+    Column("id", BigId, primary_key=True, autoincrement=True),
     Column("inbox_id", ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False),
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     # Set when captured from the queue; unique so a re-leased delivery never captures twice.
@@ -236,6 +244,7 @@ sandbox_messages = Table(
     Column("updated_at", Stamp, nullable=False),
     UniqueConstraint("inbox_id", "message_id", name="uq_sandbox_messages_inbox_message"),
     Index("ix_sandbox_messages_inbox", "inbox_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 events = Table(
@@ -261,6 +270,9 @@ sending_domains = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("domain_name", String(255), nullable=False),
+    # The name as DNS holds it (IDNA A-labels, lower case, no trailing dot). Unique across
+    # the installation: a sending domain has one owner (docs: "One owner per domain").
+    Column("ascii_name", String(255), nullable=False),
     Column("open_tracking_enabled", Boolean, nullable=False, default=False),
     Column("click_tracking_enabled", Boolean, nullable=False, default=False),
     Column("auto_unsubscribe_link_enabled", Boolean, nullable=False, default=False),
@@ -278,7 +290,7 @@ sending_domains = Table(
     Column("company_info", JSON, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
-    UniqueConstraint("account_id", "domain_name", name="uq_sending_domains_account_name"),
+    UniqueConstraint("ascii_name", name="uq_sending_domains_ascii_name"),
 )
 
 dkim_keys = Table(

@@ -27,6 +27,7 @@ from postroom.api.body import read_json
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.sandbox import inboxes, messages
+from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
 from postroom.sandbox.messages import AttachmentPart
 from postroom.services import Services
@@ -124,14 +125,21 @@ def _permissions(who: Principal) -> dict[str, bool]:
 # --- JSON shapes --------------------------------------------------------------------------
 
 
+def _password(services: Services, who: Principal, row: dict[str, Any]) -> str | None:
+    # Mailtrap shows the SMTP password only to those who may administer the inbox, and
+    # only then is it unsealed (None if this process's key cannot: logged there).
+    if "admin" not in who.scopes:
+        return None
+    return smtp_password(services.get_sealer(), row)
+
+
 def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str, Any]:
     row, host = view.row, _host(services)
     return {
         "id": row["id"],
         "name": row["name"],
         "username": row["username"],
-        # Mailtrap shows the SMTP password only to those who may administer the inbox.
-        "password": row["password"] if "admin" in who.scopes else None,
+        "password": _password(services, who, row),
         "max_size": row["max_size"],
         "status": "active",
         "email_username": row["email_username"],

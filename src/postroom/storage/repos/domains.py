@@ -57,10 +57,9 @@ def find_by_id(conn: Connection, domain_id: int) -> dict[str, Any] | None:
     return dict(found) if found else None
 
 
-def name_taken(conn: Connection, account_id: int, domain_name: str) -> bool:
-    query = select(sending_domains.c.id).where(
-        sending_domains.c.account_id == account_id, sending_domains.c.domain_name == domain_name
-    )
+def name_taken(conn: Connection, ascii_name: str) -> bool:
+    """Whether any account has the domain (one owner per domain, installation-wide)."""
+    query = select(sending_domains.c.id).where(sending_domains.c.ascii_name == ascii_name)
     return conn.execute(query.limit(1)).first() is not None
 
 

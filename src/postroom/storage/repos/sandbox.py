@@ -52,6 +52,11 @@ def insert_captured(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(statement, rows)
 
 
+def insert_capture(conn: Connection, row: dict[str, Any]) -> int:
+    """Insert one captured message (a sandbox send) and return the id it was given."""
+    return insert_id(conn, sandbox_messages, row)
+
+
 def bump_inbox(conn: Connection, inbox_id: int, count: int, now: Any) -> None:
     conn.execute(
         update(inboxes)
@@ -142,7 +147,7 @@ def list_messages(
     offset: int,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """One page of an inbox's messages, newest first (snowflake ids sort by time)."""
+    """One page of an inbox's messages, newest first (ids are assigned in insertion order)."""
     query = select(*_SUMMARY).where(sandbox_messages.c.inbox_id == inbox_id)
     if search:
         fields = ("subject", "from_email", "from_name", "to_email", "to_name")
@@ -193,8 +198,25 @@ def mark_inbox_read(conn: Connection, inbox_id: int, now: Any) -> None:
 
 def inbox_by_username(conn: Connection, username: str) -> dict[str, Any] | None:
     """The inbox whose SMTP user name is ``username`` (unique across accounts)."""
-    query = select(inboxes.c.id, inboxes.c.account_id, inboxes.c.password).where(
-        inboxes.c.username == username
-    )
+    query = select(
+        inboxes.c.id, inboxes.c.account_id, inboxes.c.password, inboxes.c.password_sealed
+    ).where(inboxes.c.username == username)
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
+
+
+def plaintext_passwords(conn: Connection) -> list[tuple[int, str]]:
+    """``(inbox id, password)`` of inboxes whose password is not sealed yet."""
+    query = select(inboxes.c.id, inboxes.c.password).where(
+        inboxes.c.password_sealed.is_(None), inboxes.c.password.is_not(None)
+    )
+    return [(int(i), str(p)) for i, p in conn.execute(query)]
+
+
+def seal_password(conn: Connection, inbox_id: int, sealed: bytes) -> None:
+    """Store the sealed password and drop the plaintext in the same statement."""
+    conn.execute(
+        update(inboxes)
+        .where(inboxes.c.id == inbox_id)
+        .values(password=None, password_sealed=sealed)
+    )

@@ -1,0 +1,117 @@
+"""The official ``mailtrap`` Node.js SDK (4.x) against a real ``postroom serve`` over HTTPS.
+
+JavaScript numbers hold integers exactly only up to 2^53; sandbox message ids beyond
+that (the old random 64-bit ids) came back rounded from ``JSON.parse``, so every Messages
+and Attachments call of the Node SDK answered 404. tests/node/sandbox_messages.js sends
+to the sandbox with the SDK, then lists, shows, reads the attachments and bodies of,
+marks read and deletes the captured message, all with the id as JavaScript parsed it.
+
+The SDK is installed with ``npm ci`` from tests/node/package-lock.json (once; reused while
+it matches the lock). Without a registry the test is skipped, except under CI, where it
+fails: CI must exercise it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server import Instance
+
+pytestmark = pytest.mark.slow
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+SCRIPT = NODE_DIR / "sandbox_messages.js"
+
+
+def _locked_version() -> str:
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    return str(lock["packages"]["node_modules/mailtrap"]["version"])
+
+
+def _installed_version() -> str | None:
+    manifest = NODE_DIR / "node_modules" / "mailtrap" / "package.json"
+    return str(json.loads(manifest.read_text())["version"]) if manifest.exists() else None
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the Node SDK test must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def node_sdk() -> str:
+    """The ``node`` executable, with the locked ``mailtrap`` package installed beside the
+    script."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        _unavailable("node and npm are not installed")
+    assert node is not None and npm is not None
+    if _installed_version() != _locked_version():
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            _unavailable(f"npm ci could not install the SDK (no registry?): {done.stderr[-500:]}")
+    assert _installed_version() == _locked_version()
+    return node
+
+
+def _run(node: str, instance: Instance, subject: str) -> list[dict[str, Any]]:
+    env = {
+        **os.environ,
+        "NODE_EXTRA_CA_CERTS": str(instance.tls.ca_pem),
+        "POSTROOM_URL": instance.server.url(),
+        "POSTROOM_TOKEN": instance.token,
+        "POSTROOM_ACCOUNT_ID": str(instance.account_id),
+        "POSTROOM_INBOX_ID": str(instance.inbox_id),
+        "POSTROOM_SUBJECT": subject,
+    }
+    done = subprocess.run(
+        [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps: list[dict[str, Any]] = json.loads(done.stdout)
+    return steps
+
+
+def test_node_sdk_reads_marks_and_deletes_sandbox_messages(
+    node_sdk: str, instance: Instance
+) -> None:
+    subject = f"node {uuid.uuid4().hex}"
+    steps = {s["name"]: s for s in _run(node_sdk, instance, subject)}
+    failed = {name: s for name, s in steps.items() if not s["ok"] and name != "gone"}
+    assert not failed, failed
+
+    [sent_id] = steps["send"]["value"]["message_ids"]
+    # The id JavaScript parsed is the id the server answered: exactly.
+    assert steps["id"]["value"] == {"id": str(sent_id), "safe": True}
+    assert int(sent_id) < 2**53
+    query = "SELECT id FROM sandbox_messages WHERE subject = :s"
+    assert instance.store.rows(query, s=subject) == []  # deleted by the SDK
+
+    shown = steps["show"]["value"]
+    assert shown["subject"] == subject and str(shown["id"]) == sent_id
+    [attachment] = steps["attachments"]["value"]
+    assert attachment["filename"] == "report.txt" and str(attachment["message_id"]) == sent_id
+    assert steps["attachment"]["value"]["filename"] == "report.txt"
+    assert steps["text"]["value"].strip() == "Plain body from Node"
+    assert "<b>Node</b>" in steps["html"]["value"]
+    assert f"Subject: {subject}" in steps["raw"]["value"]
+    assert steps["headers"]["value"]["headers"]["subject"] == subject
+    assert steps["read"]["value"]["is_read"] is True
+    assert str(steps["delete"]["value"]["id"]) == sent_id
+    gone = steps["gone"]
+    assert gone["ok"] is False and "Not Found" in gone["error"], gone
