@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from postroom import __version__
 from postroom.cli import datadir
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
@@ -57,6 +58,25 @@ app.add_typer(domain_app, name="domain")
 
 out = Console()
 err = Console(stderr=True)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"postroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Postroom: self-hosted Email API and MTA."""
+
 
 DataDir = Annotated[
     Path | None,
