@@ -6,7 +6,7 @@
 
 # postroom_venv [EXTRA]: Postroom (with the optional dependencies EXTRA, e.g. "test").
 postroom_venv() {
-  local extra="${1:-}" spec="." stamp=".venv/.postroom-installed" reason want old
+  local extra="${1:-}" spec="." stamp=".venv/.postroom-installed" reason want
   if [ -n "$extra" ]; then
     spec=".[$extra]"
     stamp=".venv/.postroom-installed-$extra"
@@ -21,9 +21,9 @@ postroom_venv() {
     return 0
   fi
   reason="first install"
-  for old in .venv/.postroom-installed*; do
-    [ -f "$old" ] && reason="pyproject.toml changed"
-  done
+  if [ -f "$stamp" ] || { [ -z "$extra" ] && [ -f "$stamp-test" ]; }; then
+    reason="pyproject.toml changed"
+  fi
   echo "Installing Postroom ($spec) into .venv ($reason)..." >&2
   .venv/bin/python -m pip install --quiet -e "$spec" || return 1
   printf '%s\n' "$want" > "$stamp"

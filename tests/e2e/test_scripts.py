@@ -134,6 +134,7 @@ def test_test_dependencies_install_once_and_again_when_pyproject_changes(
 ) -> None:
     first = _install(project, "test", offline=False)
     assert first.returncode == 0, first.stderr
+    assert "Installing Postroom (.[test]) into .venv (first install)" in first.stderr
     again = _install(project, "test", offline=True)
     assert again.returncode == 0 and "Installing" not in again.stderr, again.stderr
     # The plain install is covered by the test one: ./scripts/run stays offline too.
