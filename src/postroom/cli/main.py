@@ -444,8 +444,9 @@ def _domain_services(
     The key is never created here: domains exist only once the API created one, so a
     missing key means the command is pointed at another instance's data directory.
     """
+    # A malformed flag is refused before anything is looked up.
+    _check_dns_server(_settings(data_dir, database_url, dns={"server": dns_server}))
     settings = _existing(data_dir, database_url, dns={"server": dns_server})
-    _check_dns_server(settings)
     services = _open(settings)
     try:
         services.sealer = load_sealer(settings)
