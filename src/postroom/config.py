@@ -375,6 +375,19 @@ class SubmissionSettings(BaseModel):
     hostname: str | None = Field(
         None, description="Name in the greeting and EHLO reply; defaults to domains.mail_host."
     )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain of the SMTP listeners (STARTTLS and implicit TLS); "
+        "defaults to server.tls_cert.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key for submission.tls_cert.")
+    self_signed: bool = Field(
+        True,
+        description="When SMTP has no certificate (neither submission.tls_cert nor "
+        "server.tls_cert), `serve` makes a self-signed one for localhost, 127.0.0.1 and ::1 "
+        "(<data_dir>/smtp-selfsigned.pem, mode 0600, reused on later starts), so STARTTLS "
+        "and AUTH work out of the box; clients must not verify it. HTTP stays as configured.",
+    )
     allow_plaintext_loopback: bool = Field(
         False,
         description="Offer AUTH without TLS to clients on the loopback address (development "
@@ -534,6 +547,15 @@ class Settings(BaseSettings):
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    def smtp_tls_files(self) -> tuple[Path, Path] | None:
+        """(certificate, key) of the SMTP listeners: their own, else the HTTP listeners'."""
+        sub, server = self.submission, self.server
+        if sub.tls_cert and sub.tls_key:
+            return sub.tls_cert, sub.tls_key
+        if server.tls_cert and server.tls_key:
+            return server.tls_cert, server.tls_key
+        return None
 
     @property
     def database_url(self) -> str:

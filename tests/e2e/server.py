@@ -301,3 +301,32 @@ class Instance:
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=10,
         )
+
+
+def printed_commands(stdout: str, start: str) -> list[str]:
+    """Every command the server printed that starts with ``start``, with its ``\\``
+    continuation lines, exactly as a user would copy it."""
+    lines = [line.rstrip() for line in stdout.splitlines()]
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith(start):
+            end = i
+            while lines[end].endswith("\\"):
+                end += 1
+            found.append("\n".join(lines[i : end + 1]))
+    return found
+
+
+def printed_python(stdout: str) -> str:
+    """The printed Python snippet: from ``import mailtrap as mt`` to the closing ``print(``."""
+    lines = [line.rstrip() for line in stdout.splitlines()]
+    start = lines.index("import mailtrap as mt")
+    depth: int | None = None
+    for i in range(start, len(lines)):
+        if depth is None and lines[i].startswith("print("):
+            depth = 0
+        if depth is not None:
+            depth += lines[i].count("(") - lines[i].count(")")
+            if depth == 0:
+                return "\n".join(lines[start : i + 1])
+    raise AssertionError(f"no complete print(...) after the import in:\n{stdout}")

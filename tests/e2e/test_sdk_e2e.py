@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import httpx
 import mailtrap as mt
 import pytest
-from server import Instance, TlsFiles, start_server
+from server import Instance, TlsFiles, printed_commands, printed_python, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -362,35 +362,11 @@ def test_sandbox_send_and_sandbox_management_api(instance: Instance) -> None:
     assert messages.get_list(iid) == []
 
 
-def _curl_command(stdout: str) -> str:
-    lines = [line.rstrip() for line in stdout.splitlines()]
-    start = next(i for i, line in enumerate(lines) if line.startswith("curl "))
-    end = start
-    while lines[end].endswith("\\"):
-        end += 1
-    return "\n".join(lines[start : end + 1])
-
-
-def _python_snippet(stdout: str) -> str:
-    """From ``import mailtrap as mt`` to the line that closes the ``print(``."""
-    lines = [line.rstrip() for line in stdout.splitlines()]
-    start = lines.index("import mailtrap as mt")
-    depth: int | None = None
-    for i in range(start, len(lines)):
-        if depth is None and lines[i].startswith("print("):
-            depth = 0
-        if depth is not None:
-            depth += lines[i].count("(") - lines[i].count(")")
-            if depth == 0:
-                return "\n".join(lines[start : i + 1])
-    raise AssertionError(f"no complete print(...) after the import in:\n{stdout}")
-
-
 def test_first_start_instructions_work_as_printed(instance: Instance) -> None:
     """The curl command and Python snippet printed on first start send a message as shown."""
     stdout = instance.server.stdout
     assert instance.token in stdout
-    curl = _curl_command(stdout)
+    curl = printed_commands(stdout, "curl ")[0]
     assert curl.splitlines()[0] == f"curl -sS https://127.0.0.1:{instance.server.port}/api/send \\"
     assert f"Authorization: Bearer {instance.token}" in curl
 
@@ -401,7 +377,7 @@ def test_first_start_instructions_work_as_printed(instance: Instance) -> None:
     body = json.loads(done.stdout)
     assert body["success"] is True and len(body["message_ids"]) == 1
 
-    snippet = _python_snippet(stdout)
+    snippet = printed_python(stdout)
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(instance.tls.ca_pem)}
     run = subprocess.run(
         [sys.executable, "-c", snippet],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from postroom.cli import datadir
 from postroom.cli.main import app
 from postroom.config import Settings
 from postroom.services import Services
@@ -114,3 +116,111 @@ def test_account_set_mode(tmp_path: Path) -> None:
         assert db.read_sync(lambda c: account_repo.delivery_modes(c, [1])) == {1: "sandbox"}
     finally:
         db.close()
+
+
+def _listening(count: int) -> list[socket.socket]:
+    """``count`` sockets listening on free loopback ports (held open by the test)."""
+    taken = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken.append(sock)
+    return taken
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_names_every_port_in_use_at_once(tmp_path: Path) -> None:
+    """Two clashing listeners are reported together, each with the flag that moves it."""
+    busy = _listening(2)
+    try:
+        api, smtp = (s.getsockname()[1] for s in busy)
+        args = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(api)]
+        args += ["--bulk-port", str(_free_port()), "--inbound-port", str(_free_port())]
+        args += ["--smtp-port", str(smtp), "--smtp-bulk-port", str(_free_port())]
+        args += ["--smtps-port", "0", "--smtps-bulk-port", "0"]
+        result = runner.invoke(app, args)
+    finally:
+        for sock in busy:
+            sock.close()
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"127.0.0.1:{api} (--port)" in text and f"127.0.0.1:{smtp} (--smtp-port)" in text
+    # Nothing was started or created: the check comes before the database.
+    assert not (tmp_path / "data").exists()
+
+
+def test_serve_refuses_one_port_for_two_listeners(tmp_path: Path) -> None:
+    port = _free_port()
+    args = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    args += ["--bulk-port", str(port), "--inbound-port", str(_free_port())]
+    args += ["--smtp-port", "0", "--smtp-bulk-port", "0", "--smtps-port", "0"]
+    args += ["--smtps-bulk-port", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"--port and --bulk-port both name port {port}" in text
+
+
+# --- which data directory local commands use (cli/datadir.py) ------------------------------
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory and an empty state home, as in a fresh shell."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("POSTROOM_STORAGE__DATA_DIR", raising=False)
+    return cwd
+
+
+@pytest.mark.parametrize(
+    "command", [["token", "create", "--name", "x"], ["account", "list"], ["domain", "list"]]
+)
+def test_commands_on_an_instance_never_create_a_database(
+    elsewhere: Path, command: list[str]
+) -> None:
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert "no Postroom database" in text and "--data-dir" in text
+    assert f"data directory {elsewhere / 'postroom-data'} (the default)" in text
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_token_create_uses_the_data_dir_serve_recorded(tmp_path: Path, elsewhere: Path) -> None:
+    data = _booted(tmp_path)
+    datadir.record(data)
+    result = runner.invoke(app, ["token", "create", "--name", "from-elsewhere"])
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"pr_[0-9a-f]{40}\n", result.stdout)
+    assert f"data directory {data.resolve()} (recorded by the last `postroom serve`" in " ".join(
+        result.stderr.split()
+    )
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_postroom_data_here_wins_over_the_recorded_one(tmp_path: Path, elsewhere: Path) -> None:
+    recorded = _booted(tmp_path / "recorded")
+    datadir.record(recorded)
+    here = _booted(tmp_path / "here")
+    here.rename(elsewhere / "postroom-data")
+    result = runner.invoke(app, ["account", "list"])
+    assert result.exit_code == 0, result.output
+    assert "./postroom-data in the current directory" in result.stderr
+
+
+def test_data_dir_flag_wins_over_everything(tmp_path: Path, elsewhere: Path) -> None:
+    datadir.record(_booted(tmp_path / "recorded"))
+    (elsewhere / "postroom-data").mkdir()
+    chosen = _booted(tmp_path / "chosen")
+    result = runner.invoke(app, ["account", "list", "--data-dir", str(chosen)])
+    assert result.exit_code == 0, result.output
+    assert f"data directory {chosen.resolve()} (--data-dir" in " ".join(result.stderr.split())

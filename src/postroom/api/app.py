@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from postroom import __version__
-from postroom.api import errors
+from postroom.api import docs, errors
 from postroom.api.routes import accounts, sending
 from postroom.api.schemas import DOC_MODELS
 from postroom.domain.streams import Stream
@@ -30,11 +30,15 @@ def create_app(
         title="Postroom",
         version=__version__,
         description="Self-hosted Email API, wire-compatible with the Mailtrap Email API.",
+        # Served by api/docs.py with local assets instead of FastAPI's CDN-loaded pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.stream = stream
     app.state.authenticator = authenticator or Authenticator(services)
     errors.install(app)
+    docs.install(app)
     for module in _routers():
         app.include_router(module.router)
     if stream is Stream.TRANSACTIONAL:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
+from postroom import __version__
+from postroom.cli import datadir
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
@@ -58,6 +61,25 @@ app.add_typer(domain_app, name="domain")
 
 out = Console()
 err = Console(stderr=True)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"postroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Postroom: self-hosted Email API and MTA."""
+
 
 DataDir = Annotated[
     Path | None,
@@ -101,6 +123,28 @@ def _settings(data_dir: Path | None, database_url: str | None, **sections: Any) 
             update={k: v for k, v in values.items() if v is not None}
         )
     return base.model_copy(update=updates)
+
+
+def _existing(data_dir: Path | None, database_url: str | None, **sections: Any) -> Settings:
+    """Settings of a command that works on an existing instance (see cli/datadir.py).
+
+    Says on stderr which data directory it uses, and refuses, rather than create an
+    empty database, when there is none.
+    """
+    settings = _settings(data_dir, database_url, **sections)
+    choice = datadir.choose(settings)
+    storage = settings.storage.model_copy(update={"data_dir": choice.path})
+    settings = settings.model_copy(update={"storage": storage})
+    line = f"postroom: data directory {choice.path.resolve()} ({choice.reason})"
+    if settings.storage.database_url:
+        line += f"; database {make_url(settings.database_url).render_as_string()}"
+    err.print(line, highlight=False, markup=False, soft_wrap=True)
+    try:
+        datadir.require_database(settings)
+    except datadir.NoDatabase as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    return settings
 
 
 def _check_dns_server(settings: Settings) -> None:
@@ -225,44 +269,32 @@ def serve(
     # aiosmtpd logs every SMTP command at INFO (and a deprecation notice at each AUTH):
     # a log line per command costs more than the command itself.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-    from postroom.cli.runner import PortInUse, bind
+    from postroom.cli import ports
     from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
 
-    cfg = settings.server
-    sub = settings.submission
-    wanted = [
-        (sub.port, "--smtp-port", False),
-        (sub.bulk_port, "--smtp-bulk-port", False),
-        (sub.tls_port, "--smtps-port", True),
-        (sub.bulk_tls_port, "--smtps-bulk-port", True),
-    ]
-    # Implicit TLS needs the certificate; without one those listeners do not start.
-    smtp_ports = [(p, flag) for p, flag, implicit in wanted if p and (cfg.tls_cert or not implicit)]
-    sockets: dict[int, socket.socket] = {}
+    # Implicit TLS needs a certificate: a configured one, or the self-signed one made below.
+    smtp_tls = settings.smtp_tls_files() is not None or settings.submission.self_signed
+    listeners = ports.wanted(settings, smtp_tls)
     try:
-        for port, flag in [(cfg.port, "--port"), (cfg.bulk_port, "--bulk-port"), *smtp_ports]:
-            sockets[port] = bind(cfg.host, port, flag)
-        inbound = settings.bounces
-        if inbound.inbound_enabled:
-            sockets[inbound.inbound_port] = bind(
-                inbound.inbound_host, inbound.inbound_port, "--inbound-port"
-            )
-    except PortInUse as exc:
-        for sock in sockets.values():
-            sock.close()
-        err.print(f"[red]{exc}[/red]")
+        sockets = ports.bind_all(listeners)
+    except ports.PortsUnavailable as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(2) from None
     # Everything this process writes (database, keys, certificates) is its user's alone;
     # an existing data directory that is readable by others is tightened, and logged.
     os.umask(0o077)
     secure_data_dir(settings.storage.data_dir)
+    settings = _with_smtp_certificate(settings)
+    smtp_ports = [w.port for w in listeners if w.flag.startswith(("--smtp-", "--smtps-"))]
     services = _open(settings)
     # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
     # first start unless security.secret_key provides one.
     services.sealer = load_sealer(settings, create=True)
     # Inboxes made before passwords were sealed (migration 0009) are sealed now.
     seal_plaintext_passwords(services)
+    # Later local commands run from elsewhere find this instance (cli/datadir.py).
+    datadir.record(settings.storage.data_dir)
 
     boot = account_service.bootstrap(services)
     if boot is not None:
@@ -272,8 +304,9 @@ def serve(
     out.print(
         f"Transactional API: {base_url(settings, settings.server.port)}  "
         f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
-        f"SMTP submission: {', '.join(str(p) for p, _ in smtp_ports) or 'off'}  "
-        f"Delivery: {settings.delivery.mode.value}",
+        f"SMTP submission: {', '.join(str(p) for p in smtp_ports) or 'off'}  "
+        f"Delivery: {settings.delivery.mode.value}  "
+        f"Data: {settings.storage.data_dir.resolve()}",
         highlight=False,
         soft_wrap=True,
     )
@@ -288,6 +321,19 @@ def serve(
         services.db.close()
 
 
+def _with_smtp_certificate(settings: Settings) -> Settings:
+    """Settings whose SMTP listeners have a certificate: the configured one, or else a
+    self-signed one in the data directory (made on first start, see cli/selfsigned.py)."""
+    sub = settings.submission
+    if settings.smtp_tls_files() is not None or not sub.self_signed:
+        return settings
+    from postroom.cli import selfsigned
+
+    pem = selfsigned.ensure(settings.storage.data_dir, sub.hostname or settings.domains.mail_host)
+    update = {"tls_cert": pem.resolve(), "tls_key": pem.resolve()}
+    return settings.model_copy(update={"submission": sub.model_copy(update=update)})
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
@@ -300,7 +346,7 @@ def token_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API token and print it, alone, on stdout."""
-    services = _open(_settings(data_dir, database_url))
+    services = _open(_existing(data_dir, database_url))
     try:
         value = account_service.issue_token(services, name, account, tuple(scope or ["admin"]))
     except (LookupError, ValueError) as exc:
@@ -314,7 +360,7 @@ def token_create(
 @account_app.command("list")
 def account_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Print the accounts and their ids."""
-    services = _open(_settings(data_dir, database_url))
+    services = _open(_existing(data_dir, database_url))
     try:
         rows = account_service.list_accounts(services)
     finally:
@@ -335,7 +381,7 @@ def account_set_pool(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Send an account's mail from its own IP pool (or, with no POOL, its stream's)."""
-    services = _open(_settings(data_dir, database_url))
+    services = _open(_existing(data_dir, database_url))
     try:
         account_service.set_ip_pool(services, account_id, pool)
     except ValueError as exc:
@@ -357,7 +403,7 @@ def account_set_mode(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Give an account its own delivery mode (e.g. keep a staging account in the sandbox)."""
-    services = _open(_settings(data_dir, database_url))
+    services = _open(_existing(data_dir, database_url))
     try:
         modes.set_for_account(services, account_id, mode)
     except ValueError as exc:
@@ -407,8 +453,9 @@ def _domain_services(
     The key is never created here: domains exist only once the API created one, so a
     missing key means the command is pointed at another instance's data directory.
     """
-    settings = _settings(data_dir, database_url, dns={"server": dns_server})
-    _check_dns_server(settings)
+    # A malformed flag is refused before anything is looked up.
+    _check_dns_server(_settings(data_dir, database_url, dns={"server": dns_server}))
+    settings = _existing(data_dir, database_url, dns={"server": dns_server})
     services = _open(settings)
     try:
         services.sealer = load_sealer(settings)
@@ -451,7 +498,7 @@ def domain_list(
     account: AccountOption = None, data_dir: DataDir = None, database_url: DatabaseUrl = None
 ) -> None:
     """Print the sending domains, their state and their signing selectors."""
-    services = _open(_settings(data_dir, database_url))
+    services = _open(_existing(data_dir, database_url))
     try:
         views = domain_service.list_for_operator(services, account)
     finally:

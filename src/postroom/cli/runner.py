@@ -58,7 +58,8 @@ def bind(host: str, port: int, flag: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise PortInUse(
-            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {flag}"
+            exc.errno,
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {flag}",
         ) from None
     sock.listen(2048)
     sock.setblocking(False)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from rich.console import Console
 from rich.panel import Panel
 
+from postroom.cli.selfsigned import PEM_FILE
 from postroom.config import Settings
 from postroom.services.accounts import Bootstrap
+
+# How long the printed inbox read waits for the first captured message.
+WAIT_SECONDS = 5
 
 
 def base_url(settings: Settings, port: int) -> str:
@@ -59,19 +65,63 @@ def python_snippet(settings: Settings, boot: Bootstrap) -> str:
     return "\n".join(lines)
 
 
-def print_welcome(console: Console, settings: Settings, boot: Bootstrap) -> None:
+def inbox_command(settings: Settings, boot: Bootstrap) -> str:
+    """The GET that reads the captured mail back, waiting for it (capture is asynchronous)."""
     url = base_url(settings, settings.server.port)
+    path = f"/api/accounts/{boot.account_id}/inboxes/{boot.inbox_id}/messages?wait={WAIT_SECONDS}"
+    return f"curl -sS '{url}{path}' \\\n  -H 'Authorization: Bearer {boot.token}'"
+
+
+def swaks_command(settings: Settings, token: str) -> str | None:
+    """The SMTP submission of a first email, or None when no STARTTLS listener runs."""
+    sub = settings.submission
+    if not sub.port or (settings.smtp_tls_files() is None and not sub.allow_plaintext_loopback):
+        return None
+    tls = "--tls " if settings.smtp_tls_files() is not None else ""
+    return (
+        f"swaks --server {_smtp_host(settings)} --port {sub.port} {tls}--auth PLAIN \\\n"
+        f"  --auth-user api --auth-password '{token}' \\\n"
+        "  --from hello@example.com --to you@example.com"
+    )
+
+
+def _smtp_host(settings: Settings) -> str:
+    cfg = settings.server
+    if cfg.public_url:
+        return urlsplit(cfg.public_url).hostname or "127.0.0.1"
+    return "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+
+
+def print_welcome(console: Console, settings: Settings, boot: Bootstrap) -> None:
     console.print(
         Panel.fit(
             f"[bold]Postroom is ready.[/bold] "
             f"Account {boot.account_id}, admin {boot.admin_email}.\n"
             f"API token (shown once, keep it): [bold green]{boot.token}[/bold green]\n"
-            f"Captured mail lands in sandbox inbox {boot.inbox_id}: "
-            f"GET {url}/api/accounts/{boot.account_id}/inboxes/{boot.inbox_id}/messages",
+            f"Captured mail lands in sandbox inbox {boot.inbox_id}.",
             title="first start",
         )
     )
+
+    def command(text: str) -> None:
+        # Never folded or highlighted: what is printed must run when pasted.
+        console.print(text, soft_wrap=True, highlight=False, markup=False)
+
     console.print("Send a first email with curl:")
-    console.print(curl_command(settings, boot.token), soft_wrap=True, highlight=False, markup=False)
+    command(curl_command(settings, boot.token))
+    console.print(
+        f"\nRead it back from inbox {boot.inbox_id}. Capture is asynchronous (a moment after "
+        f"the send answers), so wait={WAIT_SECONDS} waits up to {WAIT_SECONDS} s for a "
+        "message; add &message_id=<one of the send's message_ids> to wait for that one:",
+        highlight=False,
+    )
+    command(inbox_command(settings, boot))
+    swaks = swaks_command(settings, boot.token)
+    if swaks is not None:
+        note = ""
+        if settings.submission.tls_cert and settings.submission.tls_cert.name == PEM_FILE:
+            note = f" (self-signed certificate {settings.submission.tls_cert}: don't verify it)"
+        console.print(f"\nor over SMTP, STARTTLS and AUTH with user api{note}:", highlight=False)
+        command(swaks)
     console.print("\nor with the official Mailtrap Python SDK (pip install mailtrap):")
-    console.print(python_snippet(settings, boot), soft_wrap=True, highlight=False, markup=False)
+    command(python_snippet(settings, boot))

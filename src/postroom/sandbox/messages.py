@@ -9,7 +9,9 @@ the message's attachments, which is stable because a captured message never chan
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage, Message, MIMEPart
@@ -25,6 +27,10 @@ from postroom.storage.repos import sandbox as repo
 T = TypeVar("T")
 
 PAGE_SIZE = 30
+# A listing may wait for mail to be captured: bounded, and polled (the worker that
+# captures may be another process, so there is nothing in-process to wait on).
+MAX_WAIT_SECONDS = 30.0
+WAIT_POLL_SECONDS = 0.1
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 # A content type safe to echo in a response header (no parameters, no control characters).
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
@@ -68,18 +74,39 @@ async def list_messages(
     search: str | None = None,
     last_id: int | None = None,
     page: int | None = None,
+    message_id: str | None = None,
+    wait: float = 0,
 ) -> list[dict[str, Any]]:
-    """Up to 30 messages, newest first: before ``last_id`` if given (it wins), else ``page``."""
+    """Up to 30 messages, newest first: before ``last_id`` if given (it wins), else ``page``.
+
+    ``message_id`` keeps the capture of one sent message (see the repository). Capture
+    from the queue is asynchronous, so a read right after a send may find nothing yet:
+    ``wait`` (seconds, at most :data:`MAX_WAIT_SECONDS`) polls until the page has a
+    message or the time is up.
+    """
     offset = 0 if last_id is not None else (max(page or 1, 1) - 1) * PAGE_SIZE
     term = search.strip() if search else None
+    wanted = message_id.strip() if message_id else None
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         _require_inbox(conn, account_id, inbox_id)
         return repo.list_messages(
-            conn, inbox_id, search=term, before_id=last_id, offset=offset, limit=PAGE_SIZE
+            conn,
+            inbox_id,
+            search=term,
+            before_id=last_id,
+            offset=offset,
+            limit=PAGE_SIZE,
+            message_id=wanted,
         )
 
-    return await services.db.read(run)
+    deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
+    while True:
+        rows = await services.db.read(run)
+        left = deadline - time.monotonic()
+        if rows or left <= 0:
+            return rows
+        await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
 
 
 async def get_message(

@@ -146,17 +146,18 @@ async def start_listeners(
 ) -> list[asyncio.Server]:
     """Start every configured submission listener on its already bound socket.
 
-    Implicit-TLS listeners need the server's certificate; without one they are skipped.
+    Implicit-TLS listeners need a certificate (``Settings.smtp_tls_files``); without one
+    they are skipped.
     """
     settings = services.settings
     config = settings.submission
-    context = None
-    if settings.server.tls_cert and settings.server.tls_key:
-        context = tls_context(settings.server.tls_cert, settings.server.tls_key)
+    files = settings.smtp_tls_files()
+    context = tls_context(*files) if files else None
     if context is None and not config.allow_plaintext_loopback:
         log.warning(
-            "SMTP submission has no TLS certificate (--tls-cert/--tls-key): AUTH is not "
-            "offered, so no client can send over SMTP"
+            "SMTP submission has no TLS certificate (--tls-cert/--tls-key, "
+            "submission.tls_cert or submission.self_signed): AUTH is not offered, so no "
+            "client can send over SMTP"
         )
     hostname = config.hostname or settings.domains.mail_host
     throttle = AuthThrottle(config.auth_failures, config.auth_failure_window)

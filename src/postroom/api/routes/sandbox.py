@@ -112,7 +112,7 @@ def _base_url(services: Services) -> str:
 def _smtp_ports(services: Services) -> list[int]:
     """The submission ports that take an inbox's SMTP credentials (every listener does)."""
     settings = services.settings
-    has_tls = bool(settings.server.tls_cert)
+    has_tls = settings.smtp_tls_files() is not None
     listeners = settings.submission.listeners()
     return [port for _, port, implicit in listeners if has_tls or not implicit]
 
@@ -354,10 +354,34 @@ async def list_messages(
     search: Annotated[str | None, Query(max_length=255)] = None,
     last_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    message_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Postroom: only the capture of this sent message (a message_id "
+            "answered by /api/send or /api/batch).",
+        ),
+    ] = None,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=messages.MAX_WAIT_SECONDS,
+            description="Postroom: seconds to wait for a message when the page would be "
+            "empty (capture is asynchronous); at most 30.",
+        ),
+    ] = 0,
 ) -> Response:
     services = _scoped(request, who, account_id, "read")
     rows = await messages.list_messages(
-        services, account_id, inbox_id, search=search, last_id=last_id, page=page
+        services,
+        account_id,
+        inbox_id,
+        search=search,
+        last_id=last_id,
+        page=page,
+        message_id=message_id,
+        wait=wait,
     )
     return json_response([message_json(row) for row in rows])
 

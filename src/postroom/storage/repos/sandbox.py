@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from postroom.storage.repos import insert_id
-from postroom.storage.tables import inboxes, projects, sandbox_messages
+from postroom.storage.tables import deliveries, inboxes, projects, sandbox_messages
 
 
 def insert_project(conn: Connection, **values: Any) -> int:
@@ -146,9 +146,21 @@ def list_messages(
     before_id: int | None,
     offset: int,
     limit: int,
+    message_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One page of an inbox's messages, newest first (ids are assigned in insertion order)."""
+    """One page of an inbox's messages, newest first (ids are assigned in insertion order).
+
+    ``message_id`` keeps the capture of one accepted message: the id the sending API
+    answered (one per recipient, a delivery) or the message's own.
+    """
     query = select(*_SUMMARY).where(sandbox_messages.c.inbox_id == inbox_id)
+    if message_id:
+        sent = select(deliveries.c.message_id).where(deliveries.c.id == message_id)
+        query = query.where(
+            or_(
+                sandbox_messages.c.message_id == message_id, sandbox_messages.c.message_id.in_(sent)
+            )
+        )
     if search:
         fields = ("subject", "from_email", "from_name", "to_email", "to_name")
         query = query.where(
