@@ -55,6 +55,7 @@ def _routers() -> list[Any]:
         stats,
         suppressions,
         templates,
+        tracking_opt_outs,
     )
 
     return [
@@ -67,6 +68,7 @@ def _routers() -> list[Any]:
         email_logs,
         stats,
         insights,
+        tracking_opt_outs,
     ]
 
 

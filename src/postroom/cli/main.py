@@ -7,7 +7,7 @@ instance it started::
     postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
                    [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
                    [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
-                   [--smtps-port P] [--smtps-bulk-port P]
+                   [--smtps-port P] [--smtps-bulk-port P] [--tracking-port P]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
     postroom account list
     postroom db migrate
@@ -188,6 +188,13 @@ def serve(
             help="SMTP submission port, implicit TLS, bulk stream (0: off).",
         ),
     ] = None,
+    tracking_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_TRACKING__PORT",
+            help="Tracking listener port: open pixel, click redirects, unsubscribe (0: off).",
+        ),
+    ] = None,
 ) -> None:
     """Run every role in one process: API and SMTP listeners, the worker and the scheduler."""
     settings = _settings(
@@ -209,6 +216,7 @@ def serve(
             "tls_port": smtps_port,
             "bulk_tls_port": smtps_bulk_port,
         },
+        tracking={"port": tracking_port},
     )
     _check_dns_server(settings)
     if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
@@ -225,6 +233,7 @@ def serve(
     from postroom.cli.runner import PortInUse, bind
     from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
+    from postroom.services.tracking import base_url as tracking_base
 
     cfg = settings.server
     sub = settings.submission
@@ -245,6 +254,9 @@ def serve(
             sockets[inbound.inbound_port] = bind(
                 inbound.inbound_host, inbound.inbound_port, "--inbound-port"
             )
+        track = settings.tracking
+        if track.port:
+            sockets[track.port] = bind(track.host or cfg.host, track.port, "--tracking-port")
     except PortInUse as exc:
         for sock in sockets.values():
             sock.close()
@@ -264,6 +276,7 @@ def serve(
         f"Transactional API: {base_url(settings, settings.server.port)}  "
         f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
         f"SMTP submission: {', '.join(str(p) for p, _ in smtp_ports) or 'off'}  "
+        f"Tracking: {tracking_base(settings, None) if track.port else 'off'}  "
         f"Delivery: {settings.delivery.mode.value}",
         highlight=False,
         soft_wrap=True,
