@@ -89,7 +89,7 @@ def decode(text: str, keys: Callable[[int], bytes | None]) -> Token | None:
         return None
     lowered = text.lower()
     try:
-        raw = base64.b32decode(lowered.upper() + "====")
+        raw = base64.b32decode(lowered.upper())  # 56 characters: no padding needed
     except (binascii.Error, ValueError):
         return None
     # 56 base32 characters hold 280 bits for 280: still check the round trip, so one
