@@ -7,6 +7,8 @@ the use cases are :mod:`postroom.services.hits`.
 
 - ``GET|HEAD /o/<token>``: a 1×1 transparent GIF, never cached; the open is recorded.
 - ``GET|HEAD /c/<token>``: ``302`` to the link's original URL, read server-side.
+  Opens and clicks are committed just after the answer is sent (in the same request
+  cycle, :class:`postroom.services.hits.Recording`): a click never waits on a disk.
 - ``GET /u/<token>``: a page that asks the person to confirm (a form posting back, no
   script); ``POST /u/<token>``: unsubscribes at once: the RFC 8058 one-click POST
   (``List-Unsubscribe=One-Click``) of mail clients and the confirm form both land here.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import base64
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -73,18 +76,25 @@ def create_tracking_app(services: Services, tracker: hits.Tracker | None = None)
     found = tracker or hits.Tracker(services)
 
     async def pixel(request: Request) -> Response:
-        if await found.open(request.path_params["token"], _facts(request)):
-            return Response(GIF, media_type="image/gif", headers={"Cache-Control": NO_STORE})
-        return _not_found()
+        hit = await found.open(request.path_params["token"], _facts(request))
+        if hit is None:
+            return _not_found()
+        return Response(
+            GIF,
+            media_type="image/gif",
+            headers={"Cache-Control": NO_STORE},
+            background=BackgroundTask(hit.commit),
+        )
 
     async def click(request: Request) -> Response:
-        url = await found.click(request.path_params["token"], _facts(request))
-        if url is None:
+        hit = await found.click(request.path_params["token"], _facts(request))
+        if hit is None or hit.url is None:
             return _not_found()
         return RedirectResponse(
-            url,
+            hit.url,
             status_code=302,
             headers={"Cache-Control": NO_STORE, "Referrer-Policy": "no-referrer"},
+            background=BackgroundTask(hit.commit),
         )
 
     async def unsubscribe(request: Request) -> Response:

@@ -46,6 +46,7 @@ from postroom.storage.repos import suppressions as suppression_repo
 from postroom.storage.repos import tracking as repo
 
 MAX_FIELD = 1000  # longest user agent / IP kept
+MAX_IN_FLIGHT = 5000  # hits answered and not yet committed
 _BURSTS_KEPT = 10_000
 
 
@@ -91,25 +92,27 @@ class Tracker:
         self.rules = rules or load_rules(services)
         seconds = services.settings.tracking.cache_seconds
         self._targets: TtlCache[tuple[str, int], Target] = TtlCache(seconds)
-        self._bursts: OrderedDict[str, list[tuple[float, int]]] = OrderedDict()
+        self._bursts: OrderedDict[str, dict[int, float]] = OrderedDict()
+        # (delivery, column) whose first person open/click is known to be recorded: no
+        # conditional UPDATE is needed for them any more.
+        self._firsts: TtlCache[tuple[str, str], bool] = TtlCache(seconds)
+        self._in_flight = 0
 
     # --- the use cases --------------------------------------------------------------------
 
-    async def open(self, text: str, request: Request) -> bool:
-        """Record an open; False when the token leads nowhere."""
+    async def open(self, text: str, request: Request) -> Recording | None:
+        """The open to record (see :class:`Recording`); None when the token leads nowhere."""
         target = await self.target(text, Kind.OPEN, request.host)
         if target is None:
-            return False
-        await self._record(target, request, EventKind.OPEN, {})
-        return True
+            return None
+        return await self._recording(target, request, EventKind.OPEN, {})
 
-    async def click(self, text: str, request: Request) -> str | None:
-        """Record a click; the URL to redirect to, or None (answer 404)."""
+    async def click(self, text: str, request: Request) -> Recording | None:
+        """The click to record and the URL to redirect to; None: answer 404."""
         target = await self.target(text, Kind.CLICK, request.host)
         if target is None or target.url is None:
             return None
-        await self._record(target, request, EventKind.CLICK, {"url": target.url})
-        return target.url
+        return await self._recording(target, request, EventKind.CLICK, {"url": target.url})
 
     async def unsubscribe(self, text: str, request: Request, source: str) -> bool:
         """Unsubscribe the token's recipient from its sending domain's mail."""
@@ -159,9 +162,9 @@ class Tracker:
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(
+    async def _recording(
         self, target: Target, request: Request, kind: EventKind, extra: dict[str, Any]
-    ) -> None:
+    ) -> Recording:
         now = self.services.clock.now()
         hit = machines.Hit(
             kind.value,
@@ -180,21 +183,51 @@ class Tracker:
             "machine": verdict.machine,
             "proxy": verdict.proxy,
         }
-        await self.services.db.write_many(
-            _record_many, (self.services, target.delivery, kind, details, now)
-        )
+        item = (self.services, target.delivery, kind, details, now, self._firsts)
+        recording = Recording(self, item, target.url)
+        if self._in_flight >= MAX_IN_FLIGHT:
+            await recording.commit()  # the writer is behind: the answer waits for it
+            return Recording(self, None, target.url)
+        return recording
 
     def _burst(self, target: Target) -> int:
         """Distinct links of this delivery clicked within the burst window (this one too)."""
         window = self.services.settings.tracking.burst_seconds
         moment = time.monotonic()
         key = target.token.delivery_id
-        recent = [(t, p) for t, p in self._bursts.pop(key, []) if moment - t <= window]
-        recent.append((moment, target.token.position))
+        # link position → when it was last clicked; a message has few links, and the
+        # window drops old ones, so this stays small however often a link is clicked.
+        recent = self._bursts.pop(key, {})
+        recent = {p: t for p, t in recent.items() if moment - t <= window}
+        recent[target.token.position] = moment
         self._bursts[key] = recent
         while len(self._bursts) > _BURSTS_KEPT:
             self._bursts.popitem(last=False)
-        return len({p for _, p in recent})
+        return len(recent)
+
+
+class Recording:
+    """An open or click, ready to commit: the listener answers first (a redirect must not
+    wait on a disk) and commits it right after, in the same request cycle (Starlette's
+    background task). At most ``MAX_IN_FLIGHT`` wait at once; past that the answer
+    waits for its commit, so a slow disk slows answers instead of filling memory. A
+    crash between the answer and the commit loses those hits, never more."""
+
+    def __init__(self, tracker: Tracker, item: Item | None, url: str | None) -> None:
+        self.url = url
+        self._tracker = tracker
+        self._item = item
+        if item is not None:
+            tracker._in_flight += 1
+
+    async def commit(self) -> None:
+        item, self._item = self._item, None
+        if item is None:
+            return
+        try:
+            await self._tracker.services.db.write_many(_record_many, item)
+        finally:
+            self._tracker._in_flight -= 1
 
 
 def _load(conn: Connection, token: Token, kind: Kind) -> Target | None:
@@ -218,20 +251,37 @@ def _since_delivery(delivery: dict[str, Any], now: datetime) -> float | None:
 
 _FIRST = {EventKind.OPEN: "opened_at", EventKind.CLICK: "clicked_at"}
 
-Item = tuple[Services, dict[str, Any], EventKind, dict[str, Any], datetime]
+Item = tuple[
+    Services, dict[str, Any], EventKind, dict[str, Any], datetime, TtlCache[tuple[str, str], bool]
+]
 
 
 def _record_many(conn: Connection, items: list[Item]) -> list[None]:
     """One group commit's opens and clicks: first-of-delivery marks, then the events."""
     events = []
-    for services, delivery, kind, details, now in items:
-        person = details["machine"] is None
-        unique = person and repo.mark_first(conn, str(delivery["id"]), _FIRST[kind], now)
-        events.append(
-            delivery_event(services.ids, delivery, kind, {**details, "unique": unique}, now)
-        )
+    for services, delivery, kind, details, now, firsts in items:
+        unique = details["machine"] is None and _first(conn, delivery, _FIRST[kind], now, firsts)
+        event = delivery_event(services.ids, delivery, kind, {**details, "unique": unique}, now)
+        events.append(event)
     message_repo.insert_events(conn, events)
     return [None] * len(items)
+
+
+def _first(
+    conn: Connection,
+    delivery: dict[str, Any],
+    column: str,
+    now: datetime,
+    firsts: TtlCache[tuple[str, str], bool],
+) -> bool:
+    """Whether this is the delivery's first open (click) by a person."""
+    key = (str(delivery["id"]), column)
+    if firsts.get(key):
+        return False
+    first = repo.mark_first(conn, key[0], column, now)
+    if not first:  # someone was first already: no need to ask again
+        firsts.put(key, True)
+    return first
 
 
 async def unsubscribe(
