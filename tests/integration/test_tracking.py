@@ -374,3 +374,42 @@ def test_an_opted_out_recipient_is_not_tracked(
     assert 'href="https://example.org/a?x=1&amp;y=2"' in html and "/o/" not in html
     assert client.delete(f"/api/tracking_opt_outs/{entry['id']}").json() == entry
     assert client.get("/api/tracking_opt_outs").json()["data"] == []
+
+
+def test_footer_links_template_unsubscribe_url_and_the_opt_out_page(
+    client: TestClient, boot: Bootstrap, services: Services, shop: int, mx: Receivers
+) -> None:
+    base = f"/api/accounts/{boot.account_id}/sending_domains/{shop}"
+    flags = {"auto_unsubscribe_link_enabled": True, "tracking_opt_out_enabled": True}
+    assert client.patch(base, json={"sending_domain": flags}).status_code == 200
+    template = client.post(
+        f"/api/accounts/{boot.account_id}/email_templates",
+        json={"email_template": {"name": "t", "subject": "Hi {{name}}", "category": "news",
+              "body_html": '<p>Hi</p><a href="{{unsubscribe_url}}">leave</a>'}},
+    ).json()  # fmt: skip
+    _send(client, services, "ana@dest.example")  # footer in both parts
+    body = {"from": {"email": f"news@{SHOP}"}, "to": [{"email": "bo@dest.example"}],
+            "template_uuid": template["uuid"], "template_variables": {"name": "Bo"}}  # fmt: skip
+    assert client.post("/api/send", json=body).status_code == 200
+    _deliver(services)
+    [(_, _, plain_raw), (_, _, template_raw)] = sorted(
+        mx.primary.received, key=lambda item: item[1][0]
+    )
+    first = email.message_from_bytes(plain_raw)
+    html, text = _part(first, "html"), _part(first, "plain")
+    [unsubscribe] = _urls(html, "u")
+    [opt_out] = _urls(html, "t")
+    assert f"Unsubscribe: {unsubscribe}" in text and f"{opt_out}" in text
+    assert html.index(opt_out) < html.index("</body>")
+
+    templated = _part(email.message_from_bytes(template_raw), "html")
+    [own] = _urls(templated, "u")
+    assert f'<a href="{own}">leave</a>' in templated and "postroom.invalid" not in templated
+    assert templated.count("/u/") == 1  # the template's link: no second, automatic one
+
+    with _tracker(services) as tracker:
+        page = tracker.get(_path(opt_out))
+        assert page.status_code == 200 and "Content-Security-Policy" in page.headers
+        assert tracker.post(_path(opt_out)).status_code == 200
+    listed = client.get("/api/tracking_opt_outs").json()["data"]
+    assert [(o["email"], o["domain_name"]) for o in listed] == [("ana@dest.example", SHOP)]
