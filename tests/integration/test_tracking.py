@@ -247,6 +247,8 @@ def test_forged_and_altered_tokens_lead_nowhere(
             .startswith("https://example.org/a")
         )
         assert tracker.get("/").status_code == 404
+        for odd in (f"/c/{click}/", f"/c/{click}%2F", "/c/0%2F", "//evil.example/"):
+            assert tracker.get(odd, follow_redirects=False).status_code == 404
     assert _events(services, "click")[0]["details"]["url"] == "https://example.org/a?x=1&y=2"
     assert len(_events(services, "click")) == 1
 

@@ -122,6 +122,9 @@ def create_tracking_app(services: Services, tracker: hits.Tracker | None = None)
         Route("/t/{token}", opt_out, methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _handler, 405: _handler})
+    # Starlette would answer "/c/x/" (or "/c/x%2F") with a 307 to "/c/x": no path of this
+    # listener redirects anywhere but a verified click.
+    app.router.redirect_slashes = False
     app.state.services = services
     app.state.tracker = found
     return app
