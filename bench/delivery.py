@@ -199,7 +199,7 @@ class Server:
             "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
             "--bulk-port", str(self.bulk_port), "--delivery-mode", "mx", "--dns-server", self.dns,
             "--inbound-port", str(free_port()),
-            "--smtp-port", "0", "--smtp-bulk-port", "0",
+            "--smtp-port", "0", "--smtp-bulk-port", "0", "--tracking-port", "0",
         ]  # fmt: skip
         code = "from postroom.cli.main import main\nmain()\n"
         env = {**os.environ, **self.env, "POSTROOM_DELIVERY__WORKER_BATCH": str(batch)}

@@ -397,6 +397,8 @@ def postroom_server(
         "0",
         "--smtp-bulk-port",
         "0",
+        "--tracking-port",
+        "0",
     ]
     if (url := backend.database_url()) is not None:
         args += ["--database-url", url]

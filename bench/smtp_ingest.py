@@ -210,6 +210,7 @@ def run_postroom(args: argparse.Namespace, root: Path) -> tuple[Result, int]:
         sys.executable, "-m", "postroom", "serve", "--data-dir", str(data_dir),
         "--port", str(http), "--bulk-port", str(bulk), "--smtp-port", str(smtp),
         "--smtp-bulk-port", "0", "--smtps-port", "0", "--smtps-bulk-port", "0",
+        "--tracking-port", "0",
     ]  # fmt: skip
     if database_url:
         command += ["--database-url", database_url]

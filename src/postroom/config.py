@@ -490,6 +490,75 @@ class RateLimitSettings(BaseModel):
     )
 
 
+class TrackingSettings(BaseModel):
+    """Open and click tracking, unsubscribe links and the tracking listener."""
+
+    host: str | None = Field(
+        None,
+        description="Address the tracking listener binds to; server.host when unset "
+        "(recipients' mail clients must reach it: 0.0.0.0 in production).",
+    )
+    port: int = Field(
+        8002,
+        description="Port of the tracking listener (open pixel, click redirects, "
+        "unsubscribe and tracking opt-out pages); HTTPS with server.tls_cert (0: off).",
+    )
+    base_url: str | None = Field(
+        None,
+        description="Base URL tracking links use when the sending domain has no verified "
+        "tracking CNAME (e.g. https://track.example.net); the listener's address otherwise.",
+    )
+    custom_domain_scheme: str = Field(
+        "https",
+        description="Scheme of links on a domain's own tracking host (pr-track.<domain>): "
+        "https needs a certificate for that name where the listener is served.",
+    )
+    key_rotation_days: float = Field(
+        30.0, gt=0, description="Days one key signs new tracking links before the next."
+    )
+    link_valid_days: float = Field(
+        400.0,
+        gt=0,
+        description="Days a tracking link keeps working: tokens signed with a key older "
+        "than this answer 404.",
+    )
+    rewrite_text_links: bool = Field(
+        False, description="Also rewrite http(s) links in text/plain parts for click tracking."
+    )
+    max_links: int = Field(
+        500, ge=1, description="Most distinct links of one message rewritten for clicks."
+    )
+    click_after_delivery_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A click this soon after delivery is a link prefetcher's, not a person's.",
+    )
+    burst_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Clicks of one recipient on several links within this time are a "
+        "security scanner following every link.",
+    )
+    burst_links: int = Field(
+        3,
+        ge=2,
+        description="Distinct links clicked within burst_seconds (or every link of a "
+        "message with fewer) that make a burst.",
+    )
+    apple_ranges_file: Path | None = Field(
+        None,
+        description="Apple's iCloud Private Relay egress ranges (egress-ip-ranges.csv), "
+        "through which Mail Privacy Protection fetches images: opens from them are "
+        "flagged apple_mpp (besides the built-in user-agent signature).",
+    )
+    cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long the listener reuses what it read about a delivery and its "
+        "links (they never change; retention may delete them).",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one Postroom installation."""
 
@@ -530,6 +599,10 @@ class Settings(BaseSettings):
     insights: InsightSettings = Field(
         default_factory=InsightSettings,
         description="Email logs, stats, retention and alerts.",
+    )
+    tracking: TrackingSettings = Field(
+        default_factory=TrackingSettings,
+        description="Open and click tracking, unsubscribe and the tracking listener.",
     )
 
     @classmethod

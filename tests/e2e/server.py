@@ -118,6 +118,7 @@ class Server:
     database_url: str | None = None
     # SMTP submission: STARTTLS transactional, STARTTLS bulk, implicit TLS (with tls).
     smtp_ports: tuple[int, int, int] = (0, 0, 0)
+    tracking_port: int = 0
 
     @property
     def stdout(self) -> str:
@@ -190,7 +191,7 @@ def start_server(
 ) -> Server:
     """Start ``postroom serve`` on free (or given) ports and wait until it listens."""
     port, bulk_port = ports or free_ports(2)
-    smtp, smtp_bulk, smtps = free_ports(3)
+    smtp, smtp_bulk, smtps, tracking_port = free_ports(4)
     logs = data_dir.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     n = next(_starts)
@@ -205,9 +206,12 @@ def start_server(
         str(port),
         "--bulk-port",
         str(bulk_port),
-        # The inbound (bounce) listener too: never its fixed default port in tests.
+        # The inbound (bounce) and tracking listeners too: never their fixed default
+        # ports in tests.
         "--inbound-port",
         str(free_ports(1)[0]),
+        "--tracking-port",
+        str(tracking_port),
         "--smtp-port",
         str(smtp),
         "--smtp-bulk-port",
@@ -233,6 +237,7 @@ def start_server(
         stderr_path,
         database_url,
         (smtp, smtp_bulk, smtps if tls else 0),
+        tracking_port,
     )
     if wait:
         try:

@@ -54,6 +54,13 @@ def test_aggregate_counts_and_rates(client: TestClient, seeded: Seeded) -> None:
         "click_rate": 0.5,
         "spam_count": 1,
         "spam_rate": 0.25,
+        # Postroom's extras: every open by people (m1's two), machines', unsubscribes
+        "total_open_count": 3,
+        "total_click_count": 1,
+        "machine_open_count": 0,
+        "machine_click_count": 0,
+        "unsubscribe_count": 0,
+        "unsubscribe_rate": 0.0,
     }
 
 

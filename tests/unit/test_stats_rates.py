@@ -30,8 +30,27 @@ def test_zero_denominators_give_zero_and_every_key_is_present() -> None:
         "click_rate",
         "spam_count",
         "spam_rate",
+        # Postroom's extras (tracking, F10)
+        "total_open_count",
+        "total_click_count",
+        "machine_open_count",
+        "machine_click_count",
+        "unsubscribe_count",
+        "unsubscribe_rate",
     }
     assert all(value == 0 for value in stats.values())
+
+
+def test_machines_and_totals_are_extras_beside_the_unique_counts() -> None:
+    stats = sending_stats(
+        Counts(delivered=10, opened=4, opens=9, clicked=2, clicks=3, machine_opens=6,
+               machine_clicks=5, unsubscribed=1)
+    )  # fmt: skip
+    assert stats["open_count"] == 4 and stats["open_rate"] == 0.4
+    assert stats["click_count"] == 2 and stats["click_rate"] == 0.5
+    assert stats["total_open_count"] == 9 and stats["total_click_count"] == 3
+    assert stats["machine_open_count"] == 6 and stats["machine_click_count"] == 5
+    assert stats["unsubscribe_count"] == 1 and stats["unsubscribe_rate"] == 0.1
 
 
 def test_soft_bounces_and_rejects_do_not_change_delivery_rate() -> None:

@@ -59,6 +59,7 @@ def _routers() -> list[Any]:
         stats,
         suppressions,
         templates,
+        tracking_opt_outs,
     )
 
     return [
@@ -71,6 +72,7 @@ def _routers() -> list[Any]:
         email_logs,
         stats,
         insights,
+        tracking_opt_outs,
     ]
 
 

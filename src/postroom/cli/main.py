@@ -7,7 +7,7 @@ instance it started::
     postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
                    [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
                    [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
-                   [--smtps-port P] [--smtps-bulk-port P]
+                   [--smtps-port P] [--smtps-bulk-port P] [--tracking-port P]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
     postroom account list
     postroom db migrate
@@ -235,6 +235,13 @@ def serve(
             help="SMTP submission port, implicit TLS, bulk stream (0: off).",
         ),
     ] = None,
+    tracking_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="POSTROOM_TRACKING__PORT",
+            help="Tracking listener port: open pixel, click redirects, unsubscribe (0: off).",
+        ),
+    ] = None,
 ) -> None:
     """Run every role in one process: API and SMTP listeners, the worker and the scheduler."""
     settings = _settings(
@@ -256,6 +263,7 @@ def serve(
             "tls_port": smtps_port,
             "bulk_tls_port": smtps_bulk_port,
         },
+        tracking={"port": tracking_port},
     )
     _check_dns_server(settings)
     if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
@@ -272,6 +280,7 @@ def serve(
     from postroom.cli import ports
     from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
+    from postroom.services.tracking import base_url as tracking_base
 
     # Implicit TLS needs a certificate: a configured one, or the self-signed one made below.
     smtp_tls = settings.smtp_tls_files() is not None or settings.submission.self_signed
@@ -305,6 +314,7 @@ def serve(
         f"Transactional API: {base_url(settings, settings.server.port)}  "
         f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
         f"SMTP submission: {', '.join(str(p) for p in smtp_ports) or 'off'}  "
+        f"Tracking: {tracking_base(settings, None) if settings.tracking.port else 'off'}  "
         f"Delivery: {settings.delivery.mode.value}  "
         f"Data: {settings.storage.data_dir.resolve()}",
         highlight=False,

@@ -46,6 +46,9 @@ def wanted(settings: Settings, smtp_tls: bool) -> list[Wanted]:
     ]
     if inbound.inbound_enabled:
         items.append(Wanted(inbound.inbound_host, inbound.inbound_port, "--inbound-port"))
+    track = settings.tracking
+    if track.port:
+        items.append(Wanted(track.host or server.host, track.port, "--tracking-port"))
     return items
 
 

@@ -1,9 +1,9 @@
 """Run every role of ``postroom serve`` in one process and one event loop.
 
-Two uvicorn servers (transactional and bulk listeners), the SMTP submission listeners,
-the inbound SMTP listener for bounces, the delivery worker and the scheduler share the
-loop. Signals are handled here, once, for all of them: uvicorn's own handlers would let
-only the last server installed hear SIGINT/SIGTERM.
+Three uvicorn servers (transactional, bulk and tracking listeners), the SMTP
+submission listeners, the inbound SMTP listener for bounces, the delivery worker and the
+scheduler share the loop. Signals are handled here, once, for all of them: uvicorn's
+own handlers would let only the last server installed hear SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from postroom.api.app import create_app
+from postroom.api.tracking import create_tracking_app
 from postroom.domain.streams import Stream
 from postroom.inbound import listener
 from postroom.mta import listen
@@ -69,10 +70,15 @@ def bind(host: str, port: int, flag: str) -> socket.socket:
 def _server(
     services: Services, stream: Stream, port: int, auth: Authenticator, worker: DeliveryWorker
 ) -> _Server:
-    cfg = services.settings.server
     app = create_app(services, stream, auth)
     # /metrics (on the transactional app) reports the worker's open SMTP connections.
     app.state.smtp_connections = worker.open_connections
+    return _http(services, app, port)
+
+
+def _http(services: Services, app: Any, port: int) -> _Server:
+    """A uvicorn server for ``app`` on ``port`` (HTTPS with the server's certificate)."""
+    cfg = services.settings.server
     ssl: dict[str, Any] = {}
     if cfg.tls_cert and cfg.tls_key:
         ssl = {"ssl_certfile": str(cfg.tls_cert), "ssl_keyfile": str(cfg.tls_key)}
@@ -105,6 +111,9 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
         _server(services, Stream.TRANSACTIONAL, cfg.port, auth, worker),
         _server(services, Stream.BULK, cfg.bulk_port, auth, worker),
     ]
+    tracking_port = services.settings.tracking.port
+    if tracking_port and tracking_port in sockets:
+        servers.append(_http(services, create_tracking_app(services), tracking_port))
     submission = await start_listeners(services, sockets, auth)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

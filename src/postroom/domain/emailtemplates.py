@@ -9,7 +9,9 @@ Postroom's mail policy on top of the engine:
 - NUL characters, which Internet mail cannot carry, are removed from the bodies;
 - CSS from ``<style>`` blocks is inlined into ``style`` attributes (css-inline, remote
   stylesheets never fetched) because many email clients ignore style blocks;
-- a text part is generated from the HTML when the template has HTML only.
+- a text part is generated from the HTML when the template has HTML only;
+- ``{{unsubscribe_url}}`` is the recipient's unsubscribe link (a placeholder here, the
+  real URL in each recipient's copy).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import css_inline
 
 from postroom.domain.handlebars import RenderLimits, Template, compile_template
 from postroom.domain.htmltext import html_to_text
+from postroom.domain.linkrewrite import UNSUBSCRIBE_PLACEHOLDER
 
 # Same set as the header validator's: C0 controls but TAB, DEL, C1, Unicode line breaks.
 _HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
@@ -78,7 +81,10 @@ class CompiledEmailTemplate:
 
     def render(self, variables: dict[str, Any] | None, options: RenderOptions) -> Rendered:
         """Render for one message; raises TemplateError (RenderError over a limit)."""
-        context = variables if variables is not None else {}
+        # {{unsubscribe_url}} is each recipient's own: the placeholder is replaced in
+        # every recipient's copy at send time (postroom.mta.personalize). A variable
+        # of that name given with the send wins.
+        context = {"unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER, **(variables or {})}
         subject = header_line(self.subject.render(context, options.limits))
         html = self._body(self.html, context, options)
         text = self._body(self.text, context, options)

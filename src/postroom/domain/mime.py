@@ -46,7 +46,7 @@ from urllib.parse import quote
 
 from postroom.domain.messages import Address, Attachment, MessageDraft
 
-__all__ = ["build_message", "make_message_id"]
+__all__ = ["build_message", "make_message_id", "quoted_printable"]
 
 _CRLF = b"\r\n"
 _FOLD_AT = 78  # RFC 5322 2.1.1: lines SHOULD stay within 78 characters
@@ -481,6 +481,14 @@ def _is_7bit_safe(text: str) -> bool:
         and "\t\n" not in text
         and max(map(len, text.split("\n"))) <= _BODY_LINE
     )
+
+
+def quoted_printable(text: str, charset: str = "utf-8") -> bytes:
+    """``text`` encoded in ``charset`` as a quoted-printable body with CRLF line breaks."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return _quoted_printable(text.encode(charset))
 
 
 def _quoted_printable(data: bytes) -> bytes:

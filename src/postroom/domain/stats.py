@@ -5,9 +5,14 @@ Denominators, as Mailtrap's recorded answers have them (the Ruby SDK's cassettes
 
 - ``delivery_rate`` = delivered / (delivered + bounced): of the messages that reached a
   final answer, the share accepted; ``bounce_rate`` = bounced / the same.
-- ``open_rate`` = opened / delivered (unique opens: a message opened twice counts once).
+- ``open_count``/``open_rate`` = opened / delivered: unique opens by people (a message
+  opened twice counts once; opens by machines such as Apple's privacy proxy or security
+  scanners never count).
 - ``click_rate`` = clicked / opened (unique clicks over unique opens).
 - ``spam_rate`` = spam complaints / delivered.
+- Postroom's extras: ``total_open_count``/``total_click_count`` (every open and click
+  by people), ``machine_open_count``/``machine_click_count``, ``unsubscribe_count`` and
+  ``unsubscribe_rate`` (unsubscribes / delivered).
 
 A rate with a zero denominator is 0.0. Rates are rounded to four decimals.
 """
@@ -26,6 +31,10 @@ COUNTERS = (
     "clicked",
     "spam",
     "unsubscribed",
+    "opens",
+    "clicks",
+    "machine_opens",
+    "machine_clicks",
 )
 
 
@@ -41,6 +50,10 @@ class Counts:
     clicked: int = 0
     spam: int = 0
     unsubscribed: int = 0
+    opens: int = 0
+    clicks: int = 0
+    machine_opens: int = 0
+    machine_clicks: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
@@ -70,4 +83,13 @@ def sending_stats(c: Counts) -> dict[str, Any]:
         "click_rate": rate(c.clicked, c.opened),
         "spam_count": c.spam,
         "spam_rate": rate(c.spam, c.delivered),
+        # Postroom's extras (the SDKs ignore unknown keys): every open and click by
+        # people, those of machines (privacy proxies, scanners; never in the counts
+        # above), and unsubscribes.
+        "total_open_count": c.opens,
+        "total_click_count": c.clicks,
+        "machine_open_count": c.machine_opens,
+        "machine_click_count": c.machine_clicks,
+        "unsubscribe_count": c.unsubscribed,
+        "unsubscribe_rate": rate(c.unsubscribed, c.delivered),
     }

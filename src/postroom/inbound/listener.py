@@ -2,10 +2,12 @@
 
 Receives RFC 3464 delivery status notifications and RFC 5965 feedback reports for the
 signed return paths Postroom sends from, and for the role addresses in
-``bounces.local_parts``. Every other recipient is refused at ``RCPT TO`` (``550 5.1.1``),
-so mail for unknown local parts and forged return paths never reaches the parser. The
-size limit is announced in EHLO (``SIZE``) and enforced by aiosmtpd (``552``). Postroom
-never relays from here: accepted mail is parsed and dropped.
+``bounces.local_parts``; and the ``mailto:`` unsubscribes of List-Unsubscribe
+(``u+<token>@<return-path domain>``, :mod:`postroom.services.hits`). Every other
+recipient is refused at ``RCPT TO`` (``550 5.1.1``), so mail for unknown local parts
+and forged return paths never reaches the parser. The size limit is announced in EHLO
+(``SIZE``) and enforced by aiosmtpd (``552``). Postroom never relays from here:
+accepted mail is parsed and dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import socket
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postroom.mta import listen
-from postroom.services import Services, bounces
+from postroom.services import Services, bounces, hits
 
 log = logging.getLogger("postroom.inbound")
 
@@ -38,7 +40,10 @@ class InboundHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.services.settings.bounces.max_recipients:
             return "452 4.5.3 Too many recipients"
-        if not bounces.accepts_recipient(self.services, address):
+        if not (
+            bounces.accepts_recipient(self.services, address)
+            or hits.unsubscribe_address(self.services, address) is not None
+        ):
             return "550 5.1.1 No such recipient here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -47,6 +52,19 @@ class InboundHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
+        unsubscribing = [
+            a for a in envelope.rcpt_tos if hits.unsubscribe_address(self.services, a) is not None
+        ]
+        if unsubscribing:
+            # RFC 2369 mailto: unsubscribes; the message itself says nothing we need.
+            peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+            try:
+                made = await hits.unsubscribe_by_mail(self.services, unsubscribing, str(peer))
+            except Exception:
+                log.exception("unsubscribe by mail from %s not processed", envelope.mail_from)
+                return "451 4.3.0 Temporary processing failure, try again later"
+            log.info("inbound unsubscribe: %d recipient(s)", made)
+            return "250 2.0.0 OK"
         try:
             result = await bounces.process(self.services, list(envelope.rcpt_tos), raw)
         except Exception:

@@ -6,7 +6,10 @@ A round goes in three steps, the database touched twice:
    bodies, DKIM-sign each message once with its sender domain's active keys (in that
    worker thread: signing is CPU work and must not block the event loop), and group the
    deliveries by (message, recipient domain): one SMTP transaction carries every
-   recipient of one message at one domain.
+   recipient of one message at one domain. A message that gets a copy per recipient
+   (tracking, unsubscribe: :mod:`postroom.mta.personalize`) is signed per copy and sent
+   one recipient per transaction; the links its copies track are stored (a write)
+   before any is sent.
 2. **Send**: per group, route the domain (MX mode: :class:`~postroom.mta.routing.Router`;
    relay mode: the configured smarthost), wait for the destination site's throttle
    (bounded), and try the hosts and their addresses in order until one answers. A
@@ -58,6 +61,7 @@ from postroom.domain.throttle import (
     site_key,
 )
 from postroom.events.recorder import delivery_event
+from postroom.mta import personalize
 from postroom.mta.classify import BounceCategory, Classification, Outcome, classify_reply
 from postroom.mta.lanes import SiteRunner
 from postroom.mta.mtasts import MtaStsResolver, Policy, plan_mx
@@ -71,6 +75,7 @@ from postroom.services.egress import tls_context
 from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import ipvolume
 from postroom.storage.repos import messages as message_repo
+from postroom.storage.repos import tracking as tracking_repo
 from postroom.storage.tables import message_bodies, messages
 
 log = logging.getLogger("postroom.mta")
@@ -96,6 +101,8 @@ class Group:
 @dataclass(slots=True)
 class RoundPlan:
     groups: list[Group] = field(default_factory=list)
+    # tracked_links rows to store before anything is sent (click tracking)
+    links: list[dict[str, Any]] = field(default_factory=list)
     missing: list[dict[str, Any]] = field(default_factory=list)
     volume: dict[str, int] = field(default_factory=dict)  # today's recipients per source IP
     account_pools: dict[int, str] = field(default_factory=dict)
@@ -128,10 +135,17 @@ def plan_round(
     signed: dict[str, bytes] = {}
     groups: dict[tuple[str, str], Group] = {}
     plan = RoundPlan()
+    copies = personalize.prepare(services, conn, stored, leased)
+    plan.links = copies.link_rows(now)
     for delivery in leased:
         message = stored.get(delivery["message_id"])
         if message is None:
             plan.missing.append(delivery)
+            continue
+        own = copies.copy(services, delivery, now)
+        if own is not None:  # the recipient's own copy: a transaction of its own
+            domain = str(delivery["recipient_domain"]).lower()
+            plan.groups.append(Group(message, signer.sign(message, own), domain, [delivery]))
             continue
         if message["id"] not in signed:
             signed[message["id"]] = signer.sign(message, bytes(message["raw"]))
@@ -140,7 +154,7 @@ def plan_round(
         if key not in groups:
             groups[key] = Group(message, signed[message["id"]], domain, [])
         groups[key].deliveries.append(delivery)
-    plan.groups = list(groups.values())
+    plan.groups += groups.values()
     if services.settings.delivery.ip_pools:
         plan.volume = ipvolume.sent_on(conn, now.astimezone(UTC).date())
         plan.account_pools = account_repo.ip_pools(conn, (int(d["account_id"]) for d in leased))
@@ -212,6 +226,8 @@ class MxEngine:
         """Deliver one leased batch; returns how many deliveries got an outcome."""
         services = self.services
         plan = await services.db.read(lambda conn: plan_round(services, conn, leased, now))
+        if plan.links:  # a click must find its link as soon as the copy can arrive
+            await services.db.write(lambda conn: tracking_repo.save_links(conn, plan.links))
         results, jobs, postponed = await self._assign(plan, now)
         deadline = time.monotonic() + services.settings.delivery.round_seconds
         runners = [

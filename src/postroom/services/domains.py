@@ -16,7 +16,9 @@ transaction as the state it describes.
 
 A domain is verified when its return-path CNAME, SPF and DMARC records pass and each
 algorithm has an active key whose record passes. The tracking CNAME is shown and checked
-but not required. A check DNS could not answer (``network_error``) never unverifies.
+but not required; when it starts to pass, ``custom_domain_tracking_enabled`` is turned
+on and tracking links use the domain's own host (:mod:`postroom.services.tracking`).
+A check DNS could not answer (``network_error``) never unverifies.
 
 As in :mod:`postroom.sandbox.inboxes`, anything slow or random (RSA generation, DNS) is
 done before the write function is submitted, and every lookup is scoped to the caller's
@@ -69,7 +71,8 @@ _ALGORITHMS: dict[Algorithm, tuple[str, RecordKey]] = {
 }
 _REQUIRED = (RecordKey.RETURN_PATH, RecordKey.SPF, RecordKey.DMARC)
 
-#: The boolean settings a PATCH may change (the contract's five and the alert flags).
+#: The boolean settings a PATCH may change (the contract's five, the alert flags, and
+#: Postroom's List-Unsubscribe headers on transactional mail).
 FLAGS = (
     "open_tracking_enabled",
     "click_tracking_enabled",
@@ -79,6 +82,7 @@ FLAGS = (
     "critical_alerts_enabled",
     "tracking_opt_out_enabled",
     "inbound_enabled",
+    "list_unsubscribe_transactional_enabled",
 )
 COMPANY_FIELDS = (
     "name",
@@ -686,6 +690,8 @@ async def verify(services: Services, account_id: int, domain_id: int) -> DomainV
         after = _view(settings, {**row, "dns_results": results}, repo.list_keys(conn, [domain_id]))
         verdict, failing = _verdict(after, results)
         values: dict[str, Any] = {"dns_results": results, "dns_checked_at": now}
+        if _tracking_newly_passes(row, results):
+            values["custom_domain_tracking_enabled"] = True  # links move to its own host
         if verdict is True and not row["dns_verified"]:
             values.update(dns_verified=True, dns_verified_at=now)
             events.append(_event(services, row, EventKind.DOMAIN_VERIFIED, now))
@@ -706,6 +712,13 @@ async def verify(services: Services, account_id: int, domain_id: int) -> DomainV
         return _load(services, conn, account_id, domain_id)
 
     return await services.db.write(run)
+
+
+def _tracking_newly_passes(row: Mapping[str, Any], results: Mapping[str, Any]) -> bool:
+    """Whether the tracking CNAME passes now and did not at the previous check."""
+    key = RecordKey.TRACKING.api_key
+    before = _result_status(row["dns_results"] or {}, key)
+    return _result_status(results, key) is Status.PASS and before is not Status.PASS
 
 
 def _pending_conflict() -> Conflict:

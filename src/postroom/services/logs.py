@@ -33,11 +33,13 @@ EXPORT_PAGE = 1000
 LINK_PURPOSE = "email-logs-raw-link"
 
 # The contract's details per event type; stored details may hold more (kept internal).
+# Tracking events add Postroom's user_agent and machine (None: a person; the SDKs
+# ignore keys they do not know).
 DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     "delivery": ("sending_ip", "recipient_mx", "email_service_provider"),
-    "open": ("web_ip_address",),
-    "unsubscribe": ("web_ip_address",),
-    "click": ("click_url", "web_ip_address"),
+    "open": ("web_ip_address", "user_agent", "machine"),
+    "unsubscribe": ("web_ip_address", "user_agent"),
+    "click": ("click_url", "web_ip_address", "user_agent", "machine"),
     "bounce": (
         "sending_ip",
         "recipient_mx",
@@ -51,6 +53,9 @@ DETAIL_KEYS: dict[str, tuple[str, ...]] = {
     "reject": ("reject_reason",),
 }
 DETAIL_KEYS["soft_bounce"] = DETAIL_KEYS["bounce"]
+# Tracking events (postroom.services.hits) store ``ip`` and ``url``: the contract's
+# names for them. Older unsubscribe events (feedback reports) stored web_ip_address.
+RENAMED = {"web_ip_address": "ip", "click_url": "url"}
 
 
 class BadCursor(ValueError):
@@ -134,7 +139,7 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_type": row["kind"],
         "created_at": _iso(row["created_at"]),
-        "details": {k: details.get(k) for k in keys},
+        "details": {k: details.get(RENAMED.get(k, k), details.get(k)) for k in keys},
     }
 
 

@@ -12,7 +12,9 @@ The mailbox provider is the one the MX engine recorded on the delivery's events 
 from the recipient's MX set); mail delivered without an MX lookup (sandbox) falls back to
 :func:`postroom.domain.providers.provider_of` on the recipient domain.
 
-Opens and clicks are counted once per delivery (unique), as the contract's rates are.
+Opens and clicks by people are counted once per delivery in the contract's counters
+(unique, as its rates are) and every time in Postroom's totals; machines' opens and
+clicks (``machine`` in the event, :mod:`postroom.domain.machines`) only in their own.
 Events younger than ``stats_settle_seconds`` wait for the next round: on PostgreSQL an
 event id taken by a transaction that commits late must not be skipped by the cursor.
 """
@@ -52,6 +54,8 @@ COUNTER_OF = {
 }
 # Events whose details name the MX the delivery went to.
 _ROUTED = frozenset({"delivery", "bounce", "soft_bounce"})
+# Events whose details say who opened or clicked (postroom.services.hits).
+_ENGAGED = {EventKind.OPEN.value: "opens", EventKind.CLICK.value: "clicks"}
 
 
 @dataclass(slots=True)
@@ -88,7 +92,7 @@ async def consume(services: Services, max_batches: int | None = None) -> int:
 
 def _fold(conn: Connection, limit: int, horizon: datetime) -> _Batch | None:
     start = repo.cursor(conn, CURSOR)
-    rows = repo.events_after(conn, start, limit, tuple(_ROUTED))
+    rows = repo.events_after(conn, start, limit, (*_ROUTED, *_ENGAGED))
     settled = []
     for row in rows:
         if row.created_at > horizon:
@@ -122,10 +126,8 @@ def _count(
         change["b_provider"] = details.get("email_service_provider") or change["b_provider"]
         change["b_ip"] = details.get("sending_ip") or change["b_ip"]
         change["b_mx"] = details.get("recipient_mx") or change["b_mx"]
-    counter = COUNTER_OF[kind]
-    if counter == "opened" and _not_first(fact, change, "opens_count", "b_opens"):
-        return
-    if counter == "clicked" and _not_first(fact, change, "clicks_count", "b_clicks"):
+    counters = _counters(kind, details, fact, change)
+    if not counters:
         return
     provider = (
         change["b_provider"] or fact["mailbox_provider"] or provider_of(fact["recipient_domain"])
@@ -142,8 +144,32 @@ def _count(
         provider,
     )
     counts = batch.deltas.setdefault(key, {})
-    counts[counter] = counts.get(counter, 0) + 1
+    for counter in counters:
+        counts[counter] = counts.get(counter, 0) + 1
     batch.counted += 1
+
+
+def _counters(
+    kind: str, details: dict[str, Any], fact: dict[str, Any], change: dict[str, Any]
+) -> list[str]:
+    """The rollup counters one event adds to.
+
+    Opens and clicks say who made them (``machine``, ``unique``): a machine's counts
+    apart; a person's counts in the total, and in the contract's unique count when it was
+    the delivery's first. Older events without those details count once per delivery.
+    """
+    counter = COUNTER_OF[kind]
+    total = _ENGAGED.get(kind)
+    if total is None:
+        return [counter]
+    stored, pending = ("opens_count", "b_opens") if kind == "open" else ("clicks_count", "b_clicks")
+    if "machine" in details:
+        if details["machine"] is not None:
+            return [f"machine_{total}"]
+        change[pending] += 1
+        return [counter, total] if details.get("unique") else [total]
+    first = not _not_first(fact, change, stored, pending)
+    return [counter, total] if first else [total]
 
 
 def _not_first(fact: dict[str, Any], change: dict[str, Any], stored: str, pending: str) -> bool:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -213,6 +214,10 @@ deliveries = Table(
     Column("recipient_mx", String(255), nullable=True),
     Column("opens_count", Integer, nullable=False, server_default="0"),
     Column("clicks_count", Integer, nullable=False, server_default="0"),
+    # The first open and click by a person (postroom.services.tracking): set once, by a
+    # conditional UPDATE, which is what makes an event "unique" across processes.
+    Column("opened_at", Stamp, nullable=True),
+    Column("clicked_at", Stamp, nullable=True),
     Index("ix_deliveries_due", "state", "priority", "next_attempt_at"),
     Index("ix_deliveries_message", "message_id"),
     Index("ix_deliveries_account_created", "account_id", "created_at", "id"),
@@ -282,6 +287,15 @@ sending_domains = Table(
     Column("alert_recipient_email", String(320), nullable=True),
     Column("tracking_opt_out_enabled", Boolean, nullable=False, default=False),
     Column("inbound_enabled", Boolean, nullable=False, default=False),
+    # Postroom's own: List-Unsubscribe headers on this domain's transactional mail too
+    # (bulk mail always carries them).
+    Column(
+        "list_unsubscribe_transactional_enabled",
+        Boolean,
+        nullable=False,
+        default=False,
+        server_default=false(),
+    ),
     Column("dns_verified", Boolean, nullable=False, default=False),
     Column("dns_verified_at", Stamp, nullable=True),
     Column("dns_checked_at", Stamp, nullable=True),
@@ -471,6 +485,12 @@ stats_daily = Table(
     Column("clicked", BigInteger, nullable=False, server_default="0"),
     Column("spam", BigInteger, nullable=False, server_default="0"),
     Column("unsubscribed", BigInteger, nullable=False, server_default="0"),
+    # Postroom's extras: every open and click by people (``opened``/``clicked`` count
+    # the first of each delivery), and those of machines (privacy proxies, scanners).
+    Column("opens", BigInteger, nullable=False, server_default="0"),
+    Column("clicks", BigInteger, nullable=False, server_default="0"),
+    Column("machine_opens", BigInteger, nullable=False, server_default="0"),
+    Column("machine_clicks", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint(
         "account_id",
         "day",
@@ -495,4 +515,30 @@ domain_alerts = Table(
     Column("value", Float, nullable=True),
     Column("raised_at", Stamp, nullable=True),
     Column("cleared_at", Stamp, nullable=True),
+)
+
+tracked_links = Table(
+    "tracked_links",
+    metadata,
+    # The links of a message that click tracking rewrote (postroom.mta.personalize): a
+    # click token names (delivery, position) and the URL is read here, never from the
+    # request, so the tracking listener can redirect only to what the message linked.
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("url", Text, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+tracking_opt_outs = Table(
+    "tracking_opt_outs",
+    metadata,
+    # Recipients who asked a sending domain not to track them (spec §4.10): their mail
+    # from that domain gets no open pixel and no rewritten links.
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", ForeignKey("sending_domains.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    UniqueConstraint("domain_id", "email", name="uq_tracking_opt_outs_domain_email"),
+    Index("ix_tracking_opt_outs_account_time", "account_id", "created_at", "id"),
 )

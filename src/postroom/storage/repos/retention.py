@@ -15,7 +15,14 @@ from sqlalchemy import delete, exists, not_, select
 from sqlalchemy.engine import Connection
 
 from postroom.domain.deliveries import DeliveryState
-from postroom.storage.tables import accounts, deliveries, events, message_bodies, messages
+from postroom.storage.tables import (
+    accounts,
+    deliveries,
+    events,
+    message_bodies,
+    messages,
+    tracked_links,
+)
 
 
 def policies(conn: Connection) -> list[dict[str, Any]]:
@@ -62,10 +69,12 @@ def delete_bodies(conn: Connection, ids: Sequence[str]) -> int:
 
 
 def delete_messages(conn: Connection, ids: Sequence[str]) -> int:
-    """Delete the messages, their bodies, deliveries and events (explicitly, in order)."""
+    """Delete the messages, their bodies, tracked links, deliveries and events (explicitly,
+    in order): their tracking links answer 404 from then on."""
     delivery_ids = select(deliveries.c.id).where(deliveries.c.message_id.in_(ids))
     conn.execute(delete(events).where(events.c.message_id.in_(delivery_ids)))
     conn.execute(delete(message_bodies).where(message_bodies.c.message_id.in_(ids)))
+    conn.execute(delete(tracked_links).where(tracked_links.c.message_id.in_(ids)))
     conn.execute(delete(deliveries).where(deliveries.c.message_id.in_(ids)))
     result = conn.execute(delete(messages).where(messages.c.id.in_(ids)))
     return int(result.rowcount or 0)
