@@ -293,7 +293,7 @@ def test_downgrade_to_0008_and_up_again(migrated: Any, tmp_path: Any) -> None:
     downgrade(db.engine, "0008")
     assert current_revision(db.engine) == "0008"
     assert rows(db, "SELECT COUNT(*) FROM sandbox_messages") == [(4,)]
-    upgrade(db.engine)
+    upgrade(db.engine, "0009")
     assert current_revision(db.engine) == "0009"
     # Once sealed, passwords cannot be unsealed by a migration: refused, nothing changed.
     services = Services(settings=Settings(storage={"data_dir": tmp_path / "data"}), db=db)
