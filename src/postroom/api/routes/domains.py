@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
@@ -34,7 +35,6 @@ from postroom.services.domains import FLAGS, DomainView, ShownRecord
 
 router = APIRouter(tags=["sending domains"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 BODY_LIMIT = 64 * 1024  # flags, a name, company details

@@ -21,10 +21,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import account_scope, principal
+from postroom.api.params import Id, MessageId
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.domain.logfilters import InvalidFilters, LogQuery, parse_filters
@@ -33,8 +34,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email logs"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-MessageId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,36}$")]
 Who = Annotated[Principal, Depends(principal)]
 Format = Literal["csv", "json"]
 

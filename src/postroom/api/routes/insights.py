@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.services import Services, alerts, retention
@@ -28,7 +29,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["retention and alerts"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
+from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.sandbox import inboxes, messages
@@ -36,7 +37,6 @@ router = APIRouter(tags=["sandbox"])
 T = TypeVar("T")
 
 # Ids are 64-bit in storage; larger path values could only ever be 404 (and overflow SQLite).
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 BODY_LIMIT = 64 * 1024  # management bodies are a name or a flag
@@ -344,7 +344,7 @@ async def list_messages(
     request: Request,
     who: Who,
     search: Annotated[str | None, Query(max_length=255)] = None,
-    last_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    last_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
 ) -> Response:
     services = _scoped(request, who, account_id, "read")

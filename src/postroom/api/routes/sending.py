@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from postroom.api.auth import principal
 from postroom.api.body import parse_json, read_body
+from postroom.api.params import Id
 from postroom.api.payload import parse_batch, parse_send
 from postroom.api.responses import json_response
 from postroom.api.schemas import (
@@ -129,7 +130,7 @@ async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
     openapi_extra=_body_doc(SendRequestDoc),
     summary="Send into a sandbox inbox",
 )
-async def sandbox_send(inbox_id: int, request: Request, who: Principal = Depends(principal)) -> Any:
+async def sandbox_send(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
     return await _send(request, who, inbox_id)
 
 
@@ -140,7 +141,5 @@ async def sandbox_send(inbox_id: int, request: Request, who: Principal = Depends
     openapi_extra=_body_doc(BatchRequestDoc),
     summary="Batch into a sandbox inbox",
 )
-async def sandbox_batch(
-    inbox_id: int, request: Request, who: Principal = Depends(principal)
-) -> Any:
+async def sandbox_batch(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
     return await _batch(request, who, inbox_id)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
+from postroom.api.params import Id
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.services import Services, stats
@@ -20,7 +21,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["stats"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 Group = Literal["domains", "categories", "email_service_providers", "date"]
 

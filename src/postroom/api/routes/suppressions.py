@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, PayloadTooLarge, ValidationFailed
 from postroom.services import suppressions
@@ -34,7 +35,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["suppressions"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 CSV_LIMIT = 20 * 1024 * 1024

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
@@ -34,7 +35,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email templates"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 ACCOUNT = "/api/accounts/{account_id}/email_templates"
