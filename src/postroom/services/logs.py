@@ -185,7 +185,10 @@ def link_valid(
     if expires < services.clock.now().timestamp():
         return False
     expected = _signature(services, account_id, delivery_id, expires)
-    return hmac.compare_digest(expected, signature.lower())
+    # Bytes, not str: compare_digest refuses non-ASCII strings (TypeError), and the
+    # signature comes from anyone holding (or guessing at) the link.
+    presented = signature.lower().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(expected.encode("ascii"), presented)
 
 
 async def raw_body(services: Services, account_id: int, delivery_id: str) -> bytes | None:
