@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from postroom.domain.querystring import QueryParams
+from postroom.domain.querystring import QueryParams, integer
 
 CI = ("ci_contain", "ci_not_contain", "ci_equal", "ci_not_equal")
 EQ = ("equal", "not_equal")
@@ -115,7 +115,7 @@ def _one(params: QueryParams, field: str) -> Filter:
 def _value(field: str, kind: str, raw: str) -> str | int:
     if kind == "int":
         try:
-            return int(raw)
+            return integer(raw)
         except ValueError:
             raise InvalidFilters(f"{field}: {raw!r} is not an integer") from None
     allowed = {"status": STATUSES, "event": EVENT_TYPES, "stream": STREAMS}.get(kind)

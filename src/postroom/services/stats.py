@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from postroom.domain.querystring import QueryParams
+from postroom.domain.querystring import QueryParams, integer
 from postroom.domain.stats import Counts, sending_stats
 from postroom.domain.streams import Stream
 from postroom.services import Services
@@ -52,7 +52,7 @@ def parse_query(params: QueryParams) -> StatsQuery:
     # The newer docs call the domain filter domain_ids[]; both spellings are taken.
     raw_ids = params.all("sending_domain_ids") + params.all("domain_ids")
     try:
-        ids = tuple(int(v) for v in raw_ids)
+        ids = tuple(integer(v) for v in raw_ids)
     except ValueError:
         raise BadStatsRequest("sending_domain_ids must be integers") from None
     streams = tuple(params.all("sending_streams"))

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
+from postroom.api.docs import InboxBody, MessageBody, ProjectBody, json_body
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
@@ -238,7 +239,9 @@ async def list_projects(account_id: Id, request: Request, who: Who) -> Response:
     return json_response([project_json(services, who, v) for v in views])
 
 
-@router.post(ACCOUNT + "/projects", summary="Create a project")
+@router.post(
+    ACCOUNT + "/projects", summary="Create a project", openapi_extra=json_body(ProjectBody)
+)
 async def create_project(account_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "project")
@@ -253,7 +256,11 @@ async def get_project(account_id: Id, project_id: Id, request: Request, who: Who
     return json_response(project_json(services, who, view))
 
 
-@router.patch(ACCOUNT + "/projects/{project_id}", summary="Rename a project")
+@router.patch(
+    ACCOUNT + "/projects/{project_id}",
+    summary="Rename a project",
+    openapi_extra=json_body(ProjectBody),
+)
 async def update_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "project")
@@ -277,7 +284,11 @@ async def list_inboxes(account_id: Id, request: Request, who: Who) -> Response:
     return json_response([inbox_json(services, who, v) for v in views])
 
 
-@router.post(ACCOUNT + "/projects/{project_id}/inboxes", summary="Create an inbox")
+@router.post(
+    ACCOUNT + "/projects/{project_id}/inboxes",
+    summary="Create an inbox",
+    openapi_extra=json_body(InboxBody),
+)
 async def create_inbox(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "inbox")
@@ -292,7 +303,11 @@ async def get_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) ->
     return json_response(inbox_json(services, who, view))
 
 
-@router.patch(INBOX, summary="Rename an inbox or change its email username")
+@router.patch(
+    INBOX,
+    summary="Rename an inbox or change its email username",
+    openapi_extra=json_body(InboxBody),
+)
 async def update_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "inbox")
@@ -364,7 +379,9 @@ async def get_message(
     )
 
 
-@router.patch(MESSAGE, summary="Mark a message read or unread")
+@router.patch(
+    MESSAGE, summary="Mark a message read or unread", openapi_extra=json_body(MessageBody)
+)
 async def update_message(
     account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
 ) -> Response:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from postroom.api.auth import principal
 from postroom.api.body import parse_json, read_body
+from postroom.api.docs import BATCH_EXAMPLE, SEND_EXAMPLE, json_body
 from postroom.api.params import Id
 from postroom.api.payload import parse_batch, parse_send
 from postroom.api.responses import json_response
@@ -33,11 +34,6 @@ router = APIRouter(tags=["sending"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": SendingError} for code in (400, 401, 403, 413, 429, 500)
 }
-
-
-def _body_doc(model: type[Any]) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 def stream_of(request: Request) -> Stream:
@@ -105,7 +101,7 @@ def _item(outcome: object) -> dict[str, Any]:
     "/api/send",
     response_model=SendResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(SendRequestDoc),
+    openapi_extra=json_body(SendRequestDoc, example=SEND_EXAMPLE),
     summary="Send one message",
 )
 async def send(request: Request, who: Principal = Depends(principal)) -> Any:
@@ -116,7 +112,7 @@ async def send(request: Request, who: Principal = Depends(principal)) -> Any:
     "/api/batch",
     response_model=BatchResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(BatchRequestDoc),
+    openapi_extra=json_body(BatchRequestDoc, example=BATCH_EXAMPLE),
     summary="Send up to 500 messages",
 )
 async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
@@ -127,7 +123,7 @@ async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
     "/api/send/{inbox_id}",
     response_model=SendResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(SendRequestDoc),
+    openapi_extra=json_body(SendRequestDoc, example=SEND_EXAMPLE),
     summary="Send into a sandbox inbox",
 )
 async def sandbox_send(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
@@ -138,7 +134,7 @@ async def sandbox_send(inbox_id: Id, request: Request, who: Principal = Depends(
     "/api/batch/{inbox_id}",
     response_model=BatchResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(BatchRequestDoc),
+    openapi_extra=json_body(BatchRequestDoc, example=BATCH_EXAMPLE),
     summary="Batch into a sandbox inbox",
 )
 async def sandbox_batch(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
