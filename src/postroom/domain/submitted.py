@@ -15,6 +15,9 @@ changes is header policy, applied to whole header fields:
   :func:`complete_message` adds Postroom's. ``Date`` is added when missing.
 
 Refused (:class:`Refused`): bare CR or LF, NUL or over-long lines in the header block;
+then (:class:`~postroom.domain.rawmail.Unacceptable`, before anything parses the MIME)
+whatever delivery could not send anywhere in the message, a header section over the
+limits and MIME nested past the limit (:mod:`postroom.domain.rawmail`);
 a line made only of a dot next to a bare CR or LF anywhere, or a bare CR or LF
 straight after a CRLF (what SMTP smuggling uses to end DATA early at a lenient next
 hop); a missing or unusable ``From``; a category over
@@ -39,6 +42,7 @@ from typing import Any
 
 from postroom.domain.addresses import is_valid_email
 from postroom.domain.messages import Address, MessageDraft
+from postroom.domain.rawmail import RawLimits, check_raw
 
 __all__ = ["Refused", "complete_message", "parse_submission"]
 
@@ -93,10 +97,12 @@ def parse_submission(
     *,
     max_custom_variables_bytes: int = 1000,
     max_category_chars: int = 255,
+    limits: RawLimits = RawLimits(),
 ) -> MessageDraft:
     """Check a message received over SMTP and return its draft (``draft.raw`` set).
 
-    Raises :class:`Refused` with the reason when the message is refused.
+    Raises :class:`Refused` or :class:`~postroom.domain.rawmail.Unacceptable` with the
+    reason when the message is refused.
     """
     if _SMUGGLED_DOT.search(b"\r\n" + raw) is not None:
         raise Refused("bare CR or LF next to a line holding only a dot")
@@ -109,6 +115,7 @@ def parse_submission(
     names = [field_name(field) for field in fields]
     if None in names:
         raise Refused("malformed header field")
+    check_raw(raw, limits)
 
     parsed = _values(fields, names)
     sender = _sender(parsed)
