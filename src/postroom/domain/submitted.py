@@ -41,13 +41,13 @@ from email.utils import format_datetime, getaddresses
 from typing import Any
 
 from postroom.domain.addresses import is_valid_email
+from postroom.domain.headers import parse_message_id
 from postroom.domain.messages import Address, MessageDraft
 from postroom.domain.rawmail import RawLimits, check_raw
 
 __all__ = ["Refused", "complete_message", "parse_submission"]
 
 MAX_HEADER_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
-MAX_MESSAGE_ID = 255  # the messages.rfc_message_id column
 
 
 class Refused(ValueError):
@@ -65,7 +65,6 @@ _SMUGGLED_DOT = re.compile(
 )
 _BARE = re.compile(_BARE_EOL)
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_MSG_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
 _MESSAGE = BytesParser(policy=policy.default)
 
 
@@ -234,9 +233,7 @@ def _text(parsed: Headers, name: str) -> str:
 
 def _usable_message_id(parsed: Headers) -> bool:
     values = parsed.get("message-id", [])
-    if len(values) != 1:
-        return False
-    return len(values[0]) <= MAX_MESSAGE_ID and _MSG_ID.fullmatch(values[0]) is not None
+    return len(values) == 1 and parse_message_id(values[0]) is not None
 
 
 def _custom_variables(parsed: Headers, limit: int) -> dict[str, Any]:
