@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from postroom.domain.logfilters import EVENT_TYPES, FIELDS, STATUSES, STREAMS
+from postroom.domain.logfilters import ALIASES, EVENT_TYPES, FIELDS, STATUSES, STREAMS
 
 Email = Field(json_schema_extra={"format": "email"}, description="An email address.")
 
@@ -92,7 +92,8 @@ def _filter_params() -> list[dict[str, Any]]:
         _param("filters[sent_after]", {"type": "string", "format": "date-time"}, "Sent after."),
         _param("filters[sent_before]", {"type": "string", "format": "date-time"}, "Sent before."),
     ]
-    for field, (operators, kind) in FIELDS.items():
+    named = [*FIELDS.items(), *((alias, FIELDS[field]) for alias, field in ALIASES.items())]
+    for field, (operators, kind) in named:
         operator = {"type": "string", "enum": list(operators)}
         params.append(_param(f"filters[{field}][operator]", operator, f"How to match {field}."))
         params.append(_param(f"filters[{field}][value]", _VALUE_KINDS[kind], f"{field} value."))

@@ -72,6 +72,7 @@ def _domains(conn: Connection, account_id: int) -> tuple[dict[int, str], dict[st
 def message_json(row: dict[str, Any], domain_of: dict[str, int]) -> dict[str, Any]:
     """A Msg as spec §4.6 and the SDKs' model have it."""
     sender = str(row["sender"])
+    domain_id = domain_of.get(sender.rpartition("@")[2].lower(), 0)
     return {
         "message_id": row["id"],
         "status": repo.STATUS_OF_STATE.get(row["state"], "not_delivered"),
@@ -87,7 +88,9 @@ def message_json(row: dict[str, Any], domain_of: dict[str, int]) -> dict[str, An
         "category": row["category"],
         "custom_variables": row["custom_variables"],
         "sending_stream": row["stream"],
-        "sending_domain_id": domain_of.get(sender.rpartition("@")[2].lower(), 0),
+        # Both names: the SDKs read sending_domain_id, the current contract says domain_id.
+        "sending_domain_id": domain_id,
+        "domain_id": domain_id,
         "template_id": row["template_id"],  # the email template rendered, if any
         "template_uuid": row["template_uuid"],
         "template_variables": row["template_variables"],

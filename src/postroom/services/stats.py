@@ -19,12 +19,14 @@ from postroom.services import Services
 from postroom.storage.repos import rollups as repo
 from postroom.storage.tables import stats_daily
 
-# Group name in the path → (rollup column, the contract's key name in each item).
-GROUPS = {
-    "domains": ("sending_domain_id", "sending_domain_id"),
-    "categories": ("category", "category"),
-    "email_service_providers": ("provider", "email_service_provider"),
-    "date": ("day", "date"),
+# Group name in the path → (rollup column, the key names of each item). A domain is
+# answered under both names: the SDKs read sending_domain_id, the current contract's
+# OpenAPI says domain_id (extra keys are ignored by the SDKs).
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "domains": ("sending_domain_id", ("sending_domain_id", "domain_id")),
+    "categories": ("category", ("category",)),
+    "email_service_providers": ("provider", ("email_service_provider",)),
+    "date": ("day", ("date",)),
 }
 
 
@@ -100,9 +102,12 @@ def aggregate_sync(conn: Connection, account_id: int, query: StatsQuery) -> dict
 def grouped_sync(
     conn: Connection, account_id: int, query: StatsQuery, group: str
 ) -> list[dict[str, Any]]:
-    column, name = GROUPS[group]
+    column, names = GROUPS[group]
     rows = repo.sum_by(conn, account_id, query.start, query.end, column, _conditions(query))
-    return [{name: _key(group, r["key"]), "stats": sending_stats(Counts.of(r))} for r in rows]
+    return [
+        {**dict.fromkeys(names, _key(group, r["key"])), "stats": sending_stats(Counts.of(r))}
+        for r in rows
+    ]
 
 
 def _key(group: str, value: Any) -> Any:
