@@ -200,3 +200,30 @@ def test_sandbox_readers_of_a_deep_message_stored_before_the_cap(
             assert response.status_code == 200, (part, response.text[:200])
         assert http.get(f"{url}/mail_headers").json()["headers"]["subject"] == "probe"
         assert http.get(f"{url}/attachments").json() == []
+
+
+def test_the_api_normalises_bare_line_breaks_and_refuses_nul(
+    services: Services, boot: Bootstrap
+) -> None:
+    """The same bytes through the API: line breaks become CRLF, NUL is a 400."""
+    from starlette.testclient import TestClient
+
+    from postroom.api.app import create_app
+    from postroom.domain.rawmail import unsendable
+    from postroom.storage.tables import message_bodies
+
+    mail = {"from": {"email": "a@example.com"}, "to": [{"email": "b@example.org"}],
+            "subject": "s"}  # fmt: skip
+    with TestClient(create_app(services), headers={"Authorization": f"Bearer {boot.token}"}) as h:
+        nul = h.post("/api/send", json={**mail, "text": "line \x00 two"})
+        assert nul.status_code == 400
+        assert nul.json()["errors"] == ["'text' contains invalid characters"]
+        sent = h.post("/api/send", json={**mail, "text": "a\rb\nc", "html": "<p>a\rb\nc</p>"})
+        assert sent.status_code == 200
+    [message_id] = sent.json()["message_ids"]
+    raw = services.db.read_sync(
+        lambda c: c.execute(
+            select(message_bodies.c.raw).where(message_bodies.c.message_id == message_id)
+        ).scalar()
+    )
+    assert unsendable(bytes(raw)) is None
