@@ -290,6 +290,30 @@ class LimitSettings(BaseModel):
         1000, description="Largest custom_variables object, serialised as JSON (bytes)."
     )
     max_category_chars: int = Field(255, description="Longest category.")
+    max_header_fields: int = Field(
+        1000,
+        description="Header fields a message may carry: the API's `headers` object, the "
+        "header section of a message submitted over SMTP or received by the inbound "
+        "listener (more: 400 / 552 5.3.4).",
+    )
+    max_header_bytes: int = Field(
+        102_400,
+        description="Largest header section in bytes, as Postfix's header_size_limit "
+        "(the API counts its `headers` names and values).",
+    )
+    max_mime_depth: int = Field(
+        100,
+        description="Deepest nesting of MIME containers (multipart and message/* parts) "
+        "in a message submitted over SMTP or received by the inbound listener, as "
+        "Postfix's mime_nesting_limit; deeper messages are refused for good (554 5.6.0).",
+    )
+    sandbox_max_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=30,
+        description="Longest a sandbox message listing may wait for mail (its `wait` "
+        "parameter is cut to this; each waiting request holds a connection).",
+    )
     idempotency_hours: float = Field(
         24.0,
         description="How long an Idempotency-Key of the sending API is remembered (a retry "

@@ -465,6 +465,20 @@ def test_the_message_id_fallback_still_ties_a_single_recipient_report(
     assert _events(services, delivery_id)[-1][0] == "spam"
 
 
+def test_a_client_message_id_naming_another_message_ties_no_report(
+    client: TestClient, services: Services, mx: Receiver
+) -> None:
+    # Clients choose their Message-ID now (API headers, SMTP). One that merely contains
+    # the UUID of another message (another tenant's, say) must not let a report about it
+    # reach that message's delivery: only the Message-ID Postroom made, in full, counts.
+    delivery_id, _ = _delivered(client, services, mx, "ana@dest.example")
+    borrowed = f"<{delivery_id}@elsewhere.example>"
+    report = _arf("someone@elsewhere.example", "ana@dest.example", borrowed)
+    report = report.replace(b"redacted@dest.example", b"ana@dest.example")
+    assert _inbound(services, ["fbl@pr-bounces.shop.example"], report) == ([250], 250)
+    assert [kind for kind, _ in _events(services, delivery_id)] == ["accepted", "delivery"]
+
+
 def test_over_long_report_fields_still_record_the_bounce(
     client: TestClient, services: Services, mx: Receiver
 ) -> None:

@@ -227,6 +227,22 @@ def test_detail_with_events_and_raw_link(
     assert client.get(path).status_code == 403
 
 
+def test_raw_link_with_a_non_ascii_signature_is_refused_not_a_500(
+    client: TestClient, seeded: Seeded
+) -> None:
+    body = client.get(f"/api/accounts/{seeded.account_id}/email_logs/{seeded.ids['m1']}").json()
+    path, _, query = body["raw_message_url"].removeprefix("http://testserver").partition("?")
+    expires = dict(pair.split("=") for pair in query.split("&"))["expires"]
+    for signature in ("é" * 64, "\u0661" * 64, "ǅ" * 64, "\ufb00" * 64, "f" * 63 + "é"):
+        answer = client.get(
+            path,
+            params={"expires": expires, "signature": signature},
+            headers={"Authorization": ""},  # no token: the link is open to anyone
+        )
+        assert answer.status_code == 403, (signature, answer.text)
+        assert answer.json() == {"error": "This link is invalid or has expired"}
+
+
 def test_raw_link_after_body_retention_says_the_body_is_gone(
     services: Services, client: TestClient, seeded: Seeded
 ) -> None:

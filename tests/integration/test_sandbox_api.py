@@ -350,7 +350,7 @@ def test_message_in_wrong_inbox_is_404(client: TestClient, boot: Bootstrap) -> N
     ).json()
     response = client.get(msg_url(boot, message_id, second["id"]))
     assert response.status_code == 404 and response.json() == {"error": "Not Found"}
-    assert client.get(msg_url(boot, 2**70)).status_code == 400
+    assert client.get(msg_url(boot, 2**70)).status_code == 404
 
 
 # --- parts -------------------------------------------------------------------------------

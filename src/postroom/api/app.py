@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from postroom import __version__
-from postroom.api import docs, errors
+from postroom.api import docpages, docs, errors, schemas
+from postroom.api.guards import RefuseNulQuery
 from postroom.api.routes import accounts, sending
-from postroom.api.schemas import DOC_MODELS
 from postroom.domain.streams import Stream
 from postroom.services import Services
 from postroom.services.auth import Authenticator
@@ -38,7 +38,8 @@ def create_app(
     app.state.stream = stream
     app.state.authenticator = authenticator or Authenticator(services)
     errors.install(app)
-    docs.install(app)
+    docpages.install(app)
+    app.add_middleware(RefuseNulQuery)
     for module in _routers():
         app.include_router(module.router)
     if stream is Stream.TRANSACTIONAL:
@@ -86,7 +87,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, routes=app.routes, description=app.description
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in DOC_MODELS:
+    for model in (*schemas.DOC_MODELS, *docs.DOC_MODELS):
         components.update(_model_schemas(model))
     app.openapi_schema = schema
     return schema

@@ -15,7 +15,33 @@ from postroom.errors import PayloadTooLarge, ValidationFailed
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    return parse_json(await read_body(request, limit))
+    """A management route's JSON body; strings holding NUL are refused (422).
+
+    NUL is not text: PostgreSQL refuses it in every text value, so a name or template
+    holding one would fail at the database. (The sending routes check their own fields.)
+    """
+    body = await read_body(request, limit)
+    value = parse_json(body)
+    # The escape is the only way JSON carries a NUL: look closer only when it is there.
+    if b"\\u0000" in body and _has_nul(value):
+        raise ValidationFailed(["NUL characters are not allowed"])
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds NUL (a loop: JSON nests deeply)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -89,10 +89,18 @@ async def on_conflict(request: Request, exc: Exception) -> Response:
 async def on_request_validation(request: Request, exc: Exception) -> Response:
     # FastAPI's own parameter validation (path ids, query types): the contract's 400.
     assert isinstance(exc, RequestValidationError)
+    if any(_in_path(e) for e in exc.errors()):
+        # A path that cannot name anything (an id past 2^63, a word where an id goes, an
+        # unknown group) is a resource that does not exist (postroom.api.params).
+        return await on_not_found(request, exc)
     messages = [_describe(e) for e in exc.errors()]
     if is_sending_path(request.url.path):
         return sending_error(400, messages)
     return general_error(400, "; ".join(messages) or "Bad Request")
+
+
+def _in_path(error: object) -> bool:
+    return isinstance(error, dict) and tuple(error.get("loc", ()))[:1] == ("path",)
 
 
 def _describe(error: object) -> str:

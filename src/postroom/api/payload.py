@@ -24,13 +24,20 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
 from postroom.config import LimitSettings
 from postroom.domain.addresses import is_valid_email
-from postroom.domain.headers import IGNORED_HEADERS, check_header, is_header_text
+from postroom.domain.headers import (
+    IGNORED_HEADERS,
+    check_header,
+    is_header_text,
+    parse_date,
+    parse_message_id,
+)
 from postroom.domain.messages import Address, Attachment, MessageDraft
 from postroom.errors import PayloadTooLarge, ValidationFailed
 
@@ -215,7 +222,7 @@ class _MessageParser:
         category = self._category(templated)
         template_uuid, template_variables = self._template_uuid(), self._template_variables()
         custom_variables = self._custom_variables()
-        headers = self._headers()
+        headers, message_id, date = self._headers()
         attachments = self._attachments()
         if self._errors or sender is None:
             raise ValidationFailed(self._errors)
@@ -234,6 +241,8 @@ class _MessageParser:
             category=category,
             template_uuid=template_uuid,
             template_variables=template_variables,
+            message_id=message_id,
+            date=date,
         )
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -416,22 +425,70 @@ class _MessageParser:
 
     # -- headers and attachments ---------------------------------------------------------
 
-    def _headers(self) -> tuple[tuple[str, str], ...]:
+    def _headers(self) -> tuple[tuple[tuple[str, str], ...], str | None, datetime | None]:
+        """The custom headers, and the client's own Message-ID and Date if it gave them.
+
+        One rule (domain/headers.py): Reply-To, Message-ID and Date are kept (the last two
+        validated), Content-Transfer-Encoding is replaced, the rest of Postroom's own
+        headers are refused. The count and total size are capped like an SMTP message's
+        header section (``limits.max_header_fields`` / ``max_header_bytes``).
+        """
         value = self._body.get("headers")
         if value is None:
-            return ()
+            return (), None, None
         if not isinstance(value, dict) or not all(
             isinstance(name, str) and isinstance(text, str) for name, text in value.items()
         ):
             self._error("'headers' must be an object of strings")
-            return ()
-        kept = [(n, v) for n, v in value.items() if n.lower() not in IGNORED_HEADERS]
-        for name, text in kept:
-            problem = check_header(name, text)
-            if problem is not None:
-                self._error(problem)
-            self._add_size(len(name) + _utf8_len(text) + 4)
-        return tuple(kept)
+            return (), None, None
+        if len(value) > self._limits.max_header_fields:
+            self._error(f"'headers' must contain at most {self._limits.max_header_fields} fields")
+            return (), None, None
+        size = sum(len(name) + _utf8_len(text) + 4 for name, text in value.items())
+        if size > self._limits.max_header_bytes:
+            self._error(f"'headers' must be at most {self._limits.max_header_bytes} bytes")
+            return (), None, None
+        self._add_size(size)
+        kept: list[tuple[str, str]] = []
+        message_id: str | None = None
+        date: datetime | None = None
+        for name, text in value.items():
+            lower = name.lower()
+            if lower in IGNORED_HEADERS:
+                continue
+            if lower == "message-id":
+                message_id = self._message_id(name, text, message_id)
+            elif lower == "date":
+                date = self._date(name, text, date)
+            else:
+                problem = check_header(name, text)
+                if problem is not None:
+                    self._error(problem)
+                kept.append((name, text))
+        return tuple(kept), message_id, date
+
+    def _message_id(self, name: str, text: str, earlier: str | None) -> str | None:
+        if earlier is not None:
+            self._error("header 'Message-ID' is given twice")
+            return earlier
+        found = parse_message_id(text)
+        if found is None:
+            self._error(
+                f"header '{name}' must be one msg-id like <unique@sender.example> "
+                "(printable ASCII, at most 255 characters)"
+            )
+        return found
+
+    def _date(self, name: str, text: str, earlier: datetime | None) -> datetime | None:
+        if earlier is not None:
+            self._error("header 'Date' is given twice")
+            return earlier
+        found = parse_date(text)
+        if found is None:
+            self._error(
+                f"header '{name}' must be an RFC 5322 date like Tue, 10 Mar 2026 09:00:00 +0000"
+            )
+        return found
 
     def _attachments(self) -> tuple[Attachment, ...]:
         value = self._body.get("attachments")

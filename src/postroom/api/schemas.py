@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 
 class AddressDoc(BaseModel):
-    email: str = Field(description="The addr-spec, e.g. jane@example.com.")
+    email: str = Field(
+        description="The addr-spec, e.g. jane@example.com.", json_schema_extra={"format": "email"}
+    )
     name: str | None = Field(None, description="Display name.")
 
 

@@ -1,15 +1,27 @@
 """Client-supplied message headers: which names are Postroom's, and what is safe to write.
 
-The API's ``headers`` object (and later SMTP submission) lets a client add headers such as
-``List-Unsubscribe`` or a multi-address ``Reply-To``. Headers that Postroom itself writes
-(addressing, MIME structure, trace and authentication) are refused, so a client can neither
-contradict the envelope nor forge a signature. ``Content-Transfer-Encoding`` is not refused
-but silently dropped (the contract says Mailtrap replaces it): see :data:`IGNORED_HEADERS`.
+The API's ``headers`` object lets a client add headers such as ``List-Unsubscribe`` or a
+multi-address ``Reply-To``. One rule decides every header Postroom itself writes:
+
+* **kept** when Postroom can honour the client's value as given: ``Reply-To``,
+  ``Message-ID`` (a valid RFC 5322 msg-id, :func:`parse_message_id`) and ``Date`` (a
+  valid RFC 5322 date, :func:`parse_date`), as framework mailers set them; a malformed
+  value is refused with a 400 that says what is expected;
+* **replaced** when the value is a transport detail the serializer must choose per part:
+  ``Content-Transfer-Encoding`` is accepted and replaced by the serializer's own
+  (7bit, quoted-printable or base64), as the contract says Mailtrap does
+  (:data:`IGNORED_HEADERS`);
+* **refused** (400, ``header 'X' is reserved``) for everything else Postroom writes:
+  addressing and subject (the JSON fields say them), MIME structure, trace fields and
+  authentication results or signatures (:data:`RESERVED_HEADERS`), so a client can
+  neither contradict the envelope nor forge a signature.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 # Lower-case names; compare with ``name.lower()``.
 RESERVED_HEADERS: frozenset[str] = frozenset(
@@ -20,8 +32,6 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
         "cc",
         "bcc",
         "subject",
-        "date",
-        "message-id",
         "sender",
         # MIME structure: the serializer builds it from the bodies and attachments.
         "mime-version",
@@ -40,8 +50,15 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
     }
 )
 
-# Accepted but dropped without an error: the serializer chooses its own transfer encoding.
+# Accepted and replaced: the serializer chooses each part's transfer encoding.
 IGNORED_HEADERS: frozenset[str] = frozenset({"content-transfer-encoding"})
+# Kept with the client's (validated) value instead of the one Postroom would write.
+KEPT_HEADERS: frozenset[str] = frozenset({"message-id", "date"})
+
+MAX_MESSAGE_ID = 255  # the messages.rfc_message_id column
+# RFC 5322 §3.6.4 msg-id in its dot-atom form: "<" id-left "@" id-right ">", printable
+# ASCII without specials that would break the brackets.
+_MSG_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
 
 # RFC 5322 §2.2: a line is at most 998 octets; the name and ": " share it with the value.
 MAX_LINE_CHARS = 998
@@ -84,6 +101,30 @@ def check_header(name: str, value: str) -> str | None:
     if len(name) + 2 + len(value) > MAX_LINE_CHARS:
         return f"header '{name}' is too long"
     return None
+
+
+def parse_message_id(value: str) -> str | None:
+    """The msg-id ``<left@right>`` of a Message-ID value (edge space removed), or None."""
+    text = value.strip()
+    if len(text) > MAX_MESSAGE_ID or _MSG_ID.fullmatch(text) is None:
+        return None
+    return text
+
+
+def parse_date(value: str) -> datetime | None:
+    """The instant of an RFC 5322 date (``Tue, 10 Mar 2026 09:00:00 +0000``), or None.
+
+    ``-0000`` (no zone information, RFC 5322 §3.3) gives a naive datetime, which the
+    serializer writes back as ``-0000``.
+    """
+    text = value.strip()
+    if not text or len(text) > 100 or not is_header_text(text):
+        return None
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed if 1900 <= parsed.year <= 9999 else None
 
 
 def _shown(name: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from postroom.domain.querystring import QueryParams
+from postroom.domain.querystring import QueryParams, integer
 
 CI = ("ci_contain", "ci_not_contain", "ci_equal", "ci_not_equal")
 EQ = ("equal", "not_equal")
@@ -53,6 +53,9 @@ FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
     "sending_domain_id": (EQ, "int"),
     "sending_stream": (EQ, "stream"),
 }
+# Other names of a field: the current contract's OpenAPI says domain_id, the SDKs and
+# the older docs sending_domain_id.
+ALIASES: dict[str, str] = {"domain_id": "sending_domain_id"}
 NEGATIVE = frozenset(
     {"ci_not_contain", "ci_not_equal", "not_equal", "not_contain", "not_include_event"}
 )
@@ -88,10 +91,11 @@ class LogQuery:
 def parse_filters(params: QueryParams) -> LogQuery:
     """Read ``filters[…]`` from parsed query parameters; raises InvalidFilters."""
     found: list[Filter] = []
-    for field in params.children("filters"):
-        if field in ("sent_after", "sent_before") or field not in FIELDS:
+    for given in params.children("filters"):
+        field = ALIASES.get(given, given)
+        if field not in FIELDS:  # sent_after and sent_before are read below
             continue
-        found.append(_one(params, field))
+        found.append(_one(params, given, field))
     return LogQuery(
         sent_after=_time(params.one("filters", "sent_after")),
         sent_before=_time(params.one("filters", "sent_before")),
@@ -99,12 +103,13 @@ def parse_filters(params: QueryParams) -> LogQuery:
     )
 
 
-def _one(params: QueryParams, field: str) -> Filter:
+def _one(params: QueryParams, given: str, field: str) -> Filter:
+    """The condition on ``field``, given as ``filters[<given>]`` (the field or an alias)."""
     operators, kind = FIELDS[field]
-    operator = params.one("filters", field, "operator")
+    operator = params.one("filters", given, "operator")
     if operator not in operators:
-        raise InvalidFilters(f"{field}: operator {operator!r} is not allowed")
-    raw = params.all("filters", field, "value")
+        raise InvalidFilters(f"{given}: operator {operator!r} is not allowed")
+    raw = params.all("filters", given, "value")
     if operator in VALUELESS:
         return Filter(field, operator, ())
     if not raw:
@@ -115,7 +120,7 @@ def _one(params: QueryParams, field: str) -> Filter:
 def _value(field: str, kind: str, raw: str) -> str | int:
     if kind == "int":
         try:
-            return int(raw)
+            return integer(raw)
         except ValueError:
             raise InvalidFilters(f"{field}: {raw!r} is not an integer") from None
     allowed = {"status": STATUSES, "event": EVENT_TYPES, "stream": STREAMS}.get(kind)

@@ -9,6 +9,7 @@ message a client submitted (``raw``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 
@@ -53,6 +54,10 @@ class MessageDraft:
     category: str | None = None
     template_uuid: str | None = None
     template_variables: dict[str, Any] | None = None
+    # The client's own Message-ID and Date (API ``headers``, validated), used instead of
+    # the ones Postroom would make.
+    message_id: str | None = None
+    date: datetime | None = None
     # A message submitted finished (SMTP): stored and delivered as these bytes, not built
     # from the fields above, which then only describe it (see domain/submitted.py).
     raw: bytes | None = None

@@ -18,6 +18,11 @@ from urllib.parse import parse_qsl
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
+# A query integer: ASCII digits (``int()`` would also take "١٢", " 12" and "1_2") that
+# fit the 64-bit columns they are compared with.
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+INT64 = 2**63
+
 MAX_PAIRS = 1000  # far above any real filter set; bounds the work a request can cause
 MAX_DEPTH = 6
 
@@ -47,6 +52,13 @@ class QueryParams:
             if len(key) > depth and key[:depth] == path:
                 seen.setdefault(key[depth], None)
         return list(seen)
+
+
+def integer(raw: str) -> int:
+    """A query value as a signed 64-bit integer; ValueError for anything else."""
+    if _INTEGER.fullmatch(raw) is None or not -INT64 <= (value := int(raw)) < INT64:
+        raise ValueError(f"{raw[:40]!r} is not a 64-bit integer")
+    return value
 
 
 def parse(query: str) -> QueryParams:

@@ -15,6 +15,9 @@ changes is header policy, applied to whole header fields:
   :func:`complete_message` adds Postroom's. ``Date`` is added when missing.
 
 Refused (:class:`Refused`): bare CR or LF, NUL or over-long lines in the header block;
+then (:class:`~postroom.domain.rawmail.Unacceptable`, before anything parses the MIME)
+whatever delivery could not send anywhere in the message, a header section over the
+limits and MIME nested past the limit (:mod:`postroom.domain.rawmail`);
 a line made only of a dot next to a bare CR or LF anywhere, or a bare CR or LF
 straight after a CRLF (what SMTP smuggling uses to end DATA early at a lenient next
 hop); a missing or unusable ``From``; a category over
@@ -38,12 +41,13 @@ from email.utils import format_datetime, getaddresses
 from typing import Any
 
 from postroom.domain.addresses import is_valid_email
+from postroom.domain.headers import parse_message_id
 from postroom.domain.messages import Address, MessageDraft
+from postroom.domain.rawmail import RawLimits, check_raw
 
 __all__ = ["Refused", "complete_message", "parse_submission"]
 
 MAX_HEADER_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
-MAX_MESSAGE_ID = 255  # the messages.rfc_message_id column
 
 
 class Refused(ValueError):
@@ -61,7 +65,6 @@ _SMUGGLED_DOT = re.compile(
 )
 _BARE = re.compile(_BARE_EOL)
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_MSG_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
 _MESSAGE = BytesParser(policy=policy.default)
 
 
@@ -93,10 +96,12 @@ def parse_submission(
     *,
     max_custom_variables_bytes: int = 1000,
     max_category_chars: int = 255,
+    limits: RawLimits = RawLimits(),
 ) -> MessageDraft:
     """Check a message received over SMTP and return its draft (``draft.raw`` set).
 
-    Raises :class:`Refused` with the reason when the message is refused.
+    Raises :class:`Refused` or :class:`~postroom.domain.rawmail.Unacceptable` with the
+    reason when the message is refused.
     """
     if _SMUGGLED_DOT.search(b"\r\n" + raw) is not None:
         raise Refused("bare CR or LF next to a line holding only a dot")
@@ -109,6 +114,7 @@ def parse_submission(
     names = [field_name(field) for field in fields]
     if None in names:
         raise Refused("malformed header field")
+    check_raw(raw, limits)
 
     parsed = _values(fields, names)
     sender = _sender(parsed)
@@ -227,9 +233,7 @@ def _text(parsed: Headers, name: str) -> str:
 
 def _usable_message_id(parsed: Headers) -> bool:
     values = parsed.get("message-id", [])
-    if len(values) != 1:
-        return False
-    return len(values[0]) <= MAX_MESSAGE_ID and _MSG_ID.fullmatch(values[0]) is not None
+    return len(values) == 1 and parse_message_id(values[0]) is not None
 
 
 def _custom_variables(parsed: Headers, limit: int) -> dict[str, Any]:

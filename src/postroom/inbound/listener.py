@@ -6,7 +6,11 @@ signed return paths Postroom sends from, and for the role addresses in
 (``u+<token>@<return-path domain>``, :mod:`postroom.services.hits`). Every other
 recipient is refused at ``RCPT TO`` (``550 5.1.1``), so mail for unknown local parts
 and forged return paths never reaches the parser. The size limit is announced in EHLO
-(``SIZE``) and enforced by aiosmtpd (``552``). Postroom never relays from here:
+(``SIZE``) and enforced by aiosmtpd (``552``). Before anything parses it, a message is
+held to the rules of submission (:mod:`postroom.domain.rawmail`): NUL, bare CR or LF and
+over-long lines, a header section over the limits, or MIME nested past
+``limits.max_mime_depth`` are refused for good (5xx), never answered 451 to be retried
+for ever. Postroom never relays from here:
 accepted mail is parsed and dropped.
 """
 
@@ -18,10 +22,12 @@ import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from postroom.domain.rawmail import Unacceptable, check_raw
 from postroom.mta import listen
 from postroom.services import Services, bounces, hits
 
 log = logging.getLogger("postroom.inbound")
+_CHECK_INLINE_BYTES = 64 * 1024
 
 
 class InboundHandler:
@@ -65,6 +71,14 @@ class InboundHandler:
                 return "451 4.3.0 Temporary processing failure, try again later"
             log.info("inbound unsubscribe: %d recipient(s)", made)
             return "250 2.0.0 OK"
+        try:
+            if len(raw) <= _CHECK_INLINE_BYTES:
+                check_raw(raw, self.services.raw_limits())
+            else:  # a scan of megabytes would hold up every other session
+                await asyncio.to_thread(check_raw, raw, self.services.raw_limits())
+        except Unacceptable as exc:
+            log.info("inbound message from %s refused: %s", envelope.mail_from, exc.text)
+            return exc.reply
         try:
             result = await bounces.process(self.services, list(envelope.rcpt_tos), raw)
         except Exception:

@@ -3,7 +3,10 @@
 Capture copies what acceptance already knew about the message (the ``messages`` row's
 sender, first recipient and body sizes) rather than parsing the MIME again: the stdlib
 parser costs milliseconds a message, and capture runs for every message in sandbox mode.
-The sandbox API's readers (bodies, headers, attachments) do parse, on demand.
+The sandbox API's readers (bodies, headers, attachments) do parse, on demand; a message
+nested deeper than the MIME depth limit (one captured before the limit existed: SMTP
+submission refuses them now) is read as its top-level headers and an opaque body, since
+the stdlib's parser and what walks its parts recurse once per level.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
+from postroom.domain.rawmail import RawLimits, mime_depth
+
 _PARSER = BytesParser(policy=policy.default)
+_MAX_DEPTH = RawLimits().max_mime_depth
 
 
 def parse(raw: bytes) -> EmailMessage:
-    message = _PARSER.parsebytes(raw)
+    shallow = mime_depth(raw, _MAX_DEPTH) > _MAX_DEPTH
+    message = _PARSER.parsebytes(raw, headersonly=shallow)
     assert isinstance(message, EmailMessage)
     return message
 

@@ -100,7 +100,8 @@ async def list_messages(
             message_id=wanted,
         )
 
-    deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT_SECONDS)
+    longest = min(MAX_WAIT_SECONDS, services.settings.limits.sandbox_max_wait_seconds)
+    deadline = time.monotonic() + min(max(wait, 0.0), longest)
     while True:
         rows = await services.db.read(run)
         left = deadline - time.monotonic()

@@ -14,6 +14,7 @@ from postroom.clock import Clock, SystemClock
 from postroom.config import Settings
 from postroom.domain.emailtemplates import CompiledEmailTemplate
 from postroom.domain.ids import IdFactory
+from postroom.domain.rawmail import RawLimits
 from postroom.services.cache import TtlCache
 from postroom.services.dns import DnsPythonResolver, Resolver
 from postroom.services.ratelimit import RateLimiter
@@ -58,6 +59,11 @@ class Services:
         if self.template_cache is None:
             self.template_cache = TtlCache(self.settings.templates.cache_seconds)
         return self.template_cache
+
+    def raw_limits(self) -> RawLimits:
+        """The limits a finished message's bytes are checked against (SMTP, inbound)."""
+        limits = self.settings.limits
+        return RawLimits(limits.max_header_fields, limits.max_header_bytes, limits.max_mime_depth)
 
     def get_sealer(self) -> Sealer:
         """The installation's sealer; its key file is created on first use if need be."""

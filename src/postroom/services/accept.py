@@ -239,9 +239,11 @@ def _prepare(
     draft, template = used.apply(draft)
     _authorize_sender(senders, draft)
     message_pk = services.ids.message_id()
-    rfc_id = make_message_id(draft.sender.domain or "postroom.invalid", message_pk)
+    rfc_id = draft.message_id or make_message_id(
+        draft.sender.domain or "postroom.invalid", message_pk
+    )
     if draft.raw is None:
-        raw = build_message(draft, message_id=rfc_id, date=now)
+        raw = build_message(draft, message_id=rfc_id, date=draft.date or now)
     else:  # submitted finished (SMTP): keep the client's bytes and its Message-ID
         raw, rfc_id = complete_message(draft.raw, message_id=rfc_id, date=now)
     if len(raw) > services.settings.limits.max_message_bytes:

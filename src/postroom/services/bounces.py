@@ -46,7 +46,8 @@ from postroom.storage.repos import suppressions as suppression_repo
 
 log = logging.getLogger("postroom.inbound")
 
-_MESSAGE_ID = re.compile(r"<?\s*([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@")
+# Postroom's own Message-IDs: <message uuid@sender domain> (domain/mime.py).
+_MESSAGE_ID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@")
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,15 @@ def _find_delivery(conn: Connection, report: Report, verp: list[str]) -> dict[st
     # the delivery. Message-IDs are random UUIDs, but every recipient of a message knows
     # its Message-ID (and sees the To and Cc addresses), so the fallback only serves a
     # message with one delivery: then the only holder of the id is that recipient.
-    found = _MESSAGE_ID.search(report.original_message_id or "")
+    # Clients may choose their Message-ID (API headers, SMTP): only the one Postroom made
+    # for the message, equal to the report's in full, names it. A client's id that merely
+    # contains another message's UUID (another tenant's, say) names nothing.
+    quoted = (report.original_message_id or "").strip().strip("<>").lower()
+    found = _MESSAGE_ID.match(quoted)
     if found is None:
+        return None
+    made = (repo.rfc_message_id(conn, found[1]) or "").strip("<>").lower()
+    if made != quoted:
         return None
     rows = repo.deliveries_of_message(conn, found[1])
     if len(rows) == 1 and str(rows[0]["recipient"]).lower() in set(report.verdicts()):

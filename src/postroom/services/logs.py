@@ -77,6 +77,7 @@ def _domains(conn: Connection, account_id: int) -> tuple[dict[int, str], dict[st
 def message_json(row: dict[str, Any], domain_of: dict[str, int]) -> dict[str, Any]:
     """A Msg as spec §4.6 and the SDKs' model have it."""
     sender = str(row["sender"])
+    domain_id = domain_of.get(sender.rpartition("@")[2].lower(), 0)
     return {
         "message_id": row["id"],
         "status": repo.STATUS_OF_STATE.get(row["state"], "not_delivered"),
@@ -92,7 +93,9 @@ def message_json(row: dict[str, Any], domain_of: dict[str, int]) -> dict[str, An
         "category": row["category"],
         "custom_variables": row["custom_variables"],
         "sending_stream": row["stream"],
-        "sending_domain_id": domain_of.get(sender.rpartition("@")[2].lower(), 0),
+        # Both names: the SDKs read sending_domain_id, the current contract says domain_id.
+        "sending_domain_id": domain_id,
+        "domain_id": domain_id,
         "template_id": row["template_id"],  # the email template rendered, if any
         "template_uuid": row["template_uuid"],
         "template_variables": row["template_variables"],
@@ -190,7 +193,10 @@ def link_valid(
     if expires < services.clock.now().timestamp():
         return False
     expected = _signature(services, account_id, delivery_id, expires)
-    return hmac.compare_digest(expected, signature.lower())
+    # Bytes, not str: compare_digest refuses non-ASCII strings (TypeError), and the
+    # signature comes from anyone holding (or guessing at) the link.
+    presented = signature.lower().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(expected.encode("ascii"), presented)
 
 
 async def raw_body(services: Services, account_id: int, delivery_id: str) -> bytes | None:

@@ -12,19 +12,21 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from postroom.domain.querystring import QueryParams
+from postroom.domain.querystring import QueryParams, integer
 from postroom.domain.stats import Counts, sending_stats
 from postroom.domain.streams import Stream
 from postroom.services import Services
 from postroom.storage.repos import rollups as repo
 from postroom.storage.tables import stats_daily
 
-# Group name in the path → (rollup column, the contract's key name in each item).
-GROUPS = {
-    "domains": ("sending_domain_id", "sending_domain_id"),
-    "categories": ("category", "category"),
-    "email_service_providers": ("provider", "email_service_provider"),
-    "date": ("day", "date"),
+# Group name in the path → (rollup column, the key names of each item). A domain is
+# answered under both names: the SDKs read sending_domain_id, the current contract's
+# OpenAPI says domain_id (extra keys are ignored by the SDKs).
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "domains": ("sending_domain_id", ("sending_domain_id", "domain_id")),
+    "categories": ("category", ("category",)),
+    "email_service_providers": ("provider", ("email_service_provider",)),
+    "date": ("day", ("date",)),
 }
 
 
@@ -52,7 +54,7 @@ def parse_query(params: QueryParams) -> StatsQuery:
     # The newer docs call the domain filter domain_ids[]; both spellings are taken.
     raw_ids = params.all("sending_domain_ids") + params.all("domain_ids")
     try:
-        ids = tuple(int(v) for v in raw_ids)
+        ids = tuple(integer(v) for v in raw_ids)
     except ValueError:
         raise BadStatsRequest("sending_domain_ids must be integers") from None
     streams = tuple(params.all("sending_streams"))
@@ -100,9 +102,12 @@ def aggregate_sync(conn: Connection, account_id: int, query: StatsQuery) -> dict
 def grouped_sync(
     conn: Connection, account_id: int, query: StatsQuery, group: str
 ) -> list[dict[str, Any]]:
-    column, name = GROUPS[group]
+    column, names = GROUPS[group]
     rows = repo.sum_by(conn, account_id, query.start, query.end, column, _conditions(query))
-    return [{name: _key(group, r["key"]), "stats": sending_stats(Counts.of(r))} for r in rows]
+    return [
+        {**dict.fromkeys(names, _key(group, r["key"])), "stats": sending_stats(Counts.of(r))}
+        for r in rows
+    ]
 
 
 def _key(group: str, value: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from postroom.domain.addresses import is_valid_email
+from postroom.domain.rawmail import Unacceptable
 from postroom.domain.streams import Stream
 from postroom.domain.submitted import Refused, parse_submission
 from postroom.errors import (
@@ -196,6 +197,7 @@ class SubmissionHandler:
         kwargs: dict[str, Any] = {
             "max_custom_variables_bytes": limits.max_custom_variables_bytes,
             "max_category_chars": limits.max_category_chars,
+            "limits": self.services.raw_limits(),
         }
         recipients = list(envelope.rcpt_tos)
         try:
@@ -208,6 +210,8 @@ class SubmissionHandler:
             stream = Stream.TRANSACTIONAL if login.inbox_id is not None else self.stream
             origin = Origin(login.account_id, stream, _client_ip(session), login.inbox_id)
             ids = await accept_message(self.services, origin, draft)
+        except Unacceptable as exc:
+            return exc.reply
         except Refused as exc:
             return f"550 5.6.0 {_reply_text(str(exc))}"
         except ValidationFailed as exc:

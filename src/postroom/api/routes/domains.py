@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.docs import CompanyInfoBody, DomainBody, SetupInstructionsBody, json_body
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
@@ -34,13 +36,15 @@ from postroom.services.domains import FLAGS, DomainView, ShownRecord
 
 router = APIRouter(tags=["sending domains"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 BODY_LIMIT = 64 * 1024  # flags, a name, company details
 ACCOUNT = "/api/accounts/{account_id}/sending_domains"
 ALIAS = "/api/domains"
 SD, D = "sending_domain", "domain"  # the two body wrappers
+DOMAIN = json_body(DomainBody)
+SETUP = json_body(SetupInstructionsBody)
+COMPANY = json_body(CompanyInfoBody)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -187,7 +191,7 @@ async def list_sending_domains(account_id: Id, request: Request, who: Who) -> Re
     return await _list(request, who, account_id)
 
 
-@router.post(ACCOUNT, summary="Create a sending domain")
+@router.post(ACCOUNT, summary="Create a sending domain", openapi_extra=DOMAIN)
 async def create_sending_domain(account_id: Id, request: Request, who: Who) -> Response:
     return await _create(request, who, account_id, SD)
 
@@ -197,7 +201,9 @@ async def get_sending_domain(account_id: Id, domain_id: Id, request: Request, wh
     return await _get(request, who, account_id, domain_id)
 
 
-@router.patch(ACCOUNT + "/{domain_id}", summary="Update a sending domain's settings")
+@router.patch(
+    ACCOUNT + "/{domain_id}", summary="Update a sending domain's settings", openapi_extra=DOMAIN
+)
 async def update_sending_domain(
     account_id: Id, domain_id: Id, request: Request, who: Who
 ) -> Response:
@@ -215,6 +221,7 @@ async def delete_sending_domain(
     ACCOUNT + "/{domain_id}/send_setup_instructions",
     summary="Mail the DNS setup instructions",
     status_code=204,
+    openapi_extra=SETUP,
 )
 async def send_setup_instructions(
     account_id: Id, domain_id: Id, request: Request, who: Who
@@ -227,14 +234,18 @@ async def get_company_info(account_id: Id, domain_id: Id, request: Request, who:
     return await _company(request, who, account_id, domain_id, "GET")
 
 
-@router.post(ACCOUNT + "/{domain_id}/company_info", summary="Set company info")
+@router.post(
+    ACCOUNT + "/{domain_id}/company_info", summary="Set company info", openapi_extra=COMPANY
+)
 async def create_company_info(
     account_id: Id, domain_id: Id, request: Request, who: Who
 ) -> Response:
     return await _company(request, who, account_id, domain_id, "POST")
 
 
-@router.patch(ACCOUNT + "/{domain_id}/company_info", summary="Update company info")
+@router.patch(
+    ACCOUNT + "/{domain_id}/company_info", summary="Update company info", openapi_extra=COMPANY
+)
 async def update_company_info(
     account_id: Id, domain_id: Id, request: Request, who: Who
 ) -> Response:
@@ -263,7 +274,7 @@ async def list_domains(request: Request, who: Who) -> Response:
     return await _list(request, who, None)
 
 
-@router.post(ALIAS, summary="Create a domain (token's account)")
+@router.post(ALIAS, summary="Create a domain (token's account)", openapi_extra=DOMAIN)
 async def create_domain(request: Request, who: Who) -> Response:
     return await _create(request, who, None, D)
 
@@ -273,7 +284,9 @@ async def get_domain(domain_id: Id, request: Request, who: Who) -> Response:
     return await _get(request, who, None, domain_id)
 
 
-@router.patch(ALIAS + "/{domain_id}", summary="Update a domain (token's account)")
+@router.patch(
+    ALIAS + "/{domain_id}", summary="Update a domain (token's account)", openapi_extra=DOMAIN
+)
 async def update_domain(domain_id: Id, request: Request, who: Who) -> Response:
     return await _update(request, who, None, domain_id, D)
 
@@ -287,6 +300,7 @@ async def delete_domain(domain_id: Id, request: Request, who: Who) -> Response:
     ALIAS + "/{domain_id}/send_setup_instructions",
     summary="Send DNS setup instructions (token's account)",
     status_code=204,
+    openapi_extra=SETUP,
 )
 async def domain_setup_instructions(domain_id: Id, request: Request, who: Who) -> Response:
     return await _setup(request, who, None, domain_id)
@@ -297,12 +311,20 @@ async def get_domain_company_info(domain_id: Id, request: Request, who: Who) -> 
     return await _company(request, who, None, domain_id, "GET")
 
 
-@router.post(ALIAS + "/{domain_id}/company_info", summary="Set company info (token's account)")
+@router.post(
+    ALIAS + "/{domain_id}/company_info",
+    summary="Set company info (token's account)",
+    openapi_extra=COMPANY,
+)
 async def create_domain_company_info(domain_id: Id, request: Request, who: Who) -> Response:
     return await _company(request, who, None, domain_id, "POST")
 
 
-@router.patch(ALIAS + "/{domain_id}/company_info", summary="Update company info (token's account)")
+@router.patch(
+    ALIAS + "/{domain_id}/company_info",
+    summary="Update company info (token's account)",
+    openapi_extra=COMPANY,
+)
 async def update_domain_company_info(domain_id: Id, request: Request, who: Who) -> Response:
     return await _company(request, who, None, domain_id, "PATCH")
 

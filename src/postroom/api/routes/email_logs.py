@@ -21,10 +21,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import account_scope, principal
+from postroom.api.docs import LOGS_FILTERS, LOGS_QUERY
+from postroom.api.params import Id, MessageId
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.domain.logfilters import InvalidFilters, LogQuery, parse_filters
@@ -33,8 +35,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email logs"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-MessageId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,36}$")]
 Who = Annotated[Principal, Depends(principal)]
 Format = Literal["csv", "json"]
 
@@ -138,24 +138,36 @@ async def _detail(request: Request, who: Principal, account_id: int, message_id:
     return json_response(shown)
 
 
-@router.get("/api/accounts/{account_id}/email_logs", summary="List email logs")
+@router.get(
+    "/api/accounts/{account_id}/email_logs", summary="List email logs", openapi_extra=LOGS_QUERY
+)
 async def list_logs(request: Request, account_id: Id, who: Who) -> Response:
     return await _list(request, who, account_id)
 
 
-@router.get("/api/email_logs", summary="List email logs (the token's account)")
+@router.get(
+    "/api/email_logs", summary="List email logs (the token's account)", openapi_extra=LOGS_QUERY
+)
 async def list_logs_alias(request: Request, who: Who) -> Response:
     return await _list(request, who, who.account_id)
 
 
-@router.get("/api/accounts/{account_id}/email_logs/export", summary="Export email logs")
+@router.get(
+    "/api/accounts/{account_id}/email_logs/export",
+    summary="Export email logs",
+    openapi_extra=LOGS_FILTERS,
+)
 async def export_logs(
     request: Request, account_id: Id, who: Who, format: Annotated[Format, Query()] = "csv"
 ) -> Response:
     return await _export(request, who, account_id, format)
 
 
-@router.get("/api/email_logs/export", summary="Export email logs (the token's account)")
+@router.get(
+    "/api/email_logs/export",
+    summary="Export email logs (the token's account)",
+    openapi_extra=LOGS_FILTERS,
+)
 async def export_logs_alias(
     request: Request, who: Who, format: Annotated[Format, Query()] = "csv"
 ) -> Response:

@@ -16,11 +16,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
+from postroom.api.docs import AlertsBody, RetentionBody, json_body
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.services import Services, alerts, retention
@@ -28,7 +30,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["retention and alerts"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 
@@ -72,7 +73,11 @@ async def get_retention(request: Request, account_id: Id, who: Who) -> Response:
     return json_response(_policy_json(await retention.get_policy(_services(request), account_id)))
 
 
-@router.patch("/api/accounts/{account_id}/retention", summary="Set log and body retention")
+@router.patch(
+    "/api/accounts/{account_id}/retention",
+    summary="Set log and body retention",
+    openapi_extra=json_body(RetentionBody),
+)
 async def set_retention(request: Request, account_id: Id, who: Who) -> Response:
     account_scope(who, account_id, "admin")
     changes = await _body(request, "retention")
@@ -90,7 +95,9 @@ async def get_alerts(request: Request, account_id: Id, domain_id: Id, who: Who) 
     return json_response({"data": _jsonable(rules)})
 
 
-@router.patch(ALERTS, summary="Set a sending domain's alert settings")
+@router.patch(
+    ALERTS, summary="Set a sending domain's alert settings", openapi_extra=json_body(AlertsBody)
+)
 async def set_alerts(request: Request, account_id: Id, domain_id: Id, who: Who) -> Response:
     account_scope(who, account_id, "admin")
     changes = await _body(request, "alerts")

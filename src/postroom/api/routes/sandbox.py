@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
+from postroom.api.docs import InboxBody, MessageBody, ProjectBody, json_body
+from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.sandbox import inboxes, messages
@@ -37,7 +39,6 @@ router = APIRouter(tags=["sandbox"])
 T = TypeVar("T")
 
 # Ids are 64-bit in storage; larger path values could only ever be 404 (and overflow SQLite).
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 BODY_LIMIT = 64 * 1024  # management bodies are a name or a flag
@@ -246,7 +247,9 @@ async def list_projects(account_id: Id, request: Request, who: Who) -> Response:
     return json_response([project_json(services, who, v) for v in views])
 
 
-@router.post(ACCOUNT + "/projects", summary="Create a project")
+@router.post(
+    ACCOUNT + "/projects", summary="Create a project", openapi_extra=json_body(ProjectBody)
+)
 async def create_project(account_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "project")
@@ -261,7 +264,11 @@ async def get_project(account_id: Id, project_id: Id, request: Request, who: Who
     return json_response(project_json(services, who, view))
 
 
-@router.patch(ACCOUNT + "/projects/{project_id}", summary="Rename a project")
+@router.patch(
+    ACCOUNT + "/projects/{project_id}",
+    summary="Rename a project",
+    openapi_extra=json_body(ProjectBody),
+)
 async def update_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "project")
@@ -285,7 +292,11 @@ async def list_inboxes(account_id: Id, request: Request, who: Who) -> Response:
     return json_response([inbox_json(services, who, v) for v in views])
 
 
-@router.post(ACCOUNT + "/projects/{project_id}/inboxes", summary="Create an inbox")
+@router.post(
+    ACCOUNT + "/projects/{project_id}/inboxes",
+    summary="Create an inbox",
+    openapi_extra=json_body(InboxBody),
+)
 async def create_inbox(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "inbox")
@@ -300,7 +311,11 @@ async def get_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) ->
     return json_response(inbox_json(services, who, view))
 
 
-@router.patch(INBOX, summary="Rename an inbox or change its email username")
+@router.patch(
+    INBOX,
+    summary="Rename an inbox or change its email username",
+    openapi_extra=json_body(InboxBody),
+)
 async def update_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
     services = _scoped(request, who, account_id, "admin")
     section = await _section(request, "inbox")
@@ -352,7 +367,7 @@ async def list_messages(
     request: Request,
     who: Who,
     search: Annotated[str | None, Query(max_length=255)] = None,
-    last_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    last_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     message_id: Annotated[
         str | None,
@@ -396,7 +411,9 @@ async def get_message(
     )
 
 
-@router.patch(MESSAGE, summary="Mark a message read or unread")
+@router.patch(
+    MESSAGE, summary="Mark a message read or unread", openapi_extra=json_body(MessageBody)
+)
 async def update_message(
     account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
 ) -> Response:

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, Request
 
 from postroom.api.auth import principal
 from postroom.api.body import parse_json, read_body
+from postroom.api.docs import BATCH_EXAMPLE, SEND_EXAMPLE, json_body
+from postroom.api.params import Id
 from postroom.api.payload import parse_batch, parse_send
 from postroom.api.responses import json_response
 from postroom.api.schemas import (
@@ -32,11 +34,6 @@ router = APIRouter(tags=["sending"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": SendingError} for code in (400, 401, 403, 413, 429, 500)
 }
-
-
-def _body_doc(model: type[Any]) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 def stream_of(request: Request) -> Stream:
@@ -104,7 +101,7 @@ def _item(outcome: object) -> dict[str, Any]:
     "/api/send",
     response_model=SendResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(SendRequestDoc),
+    openapi_extra=json_body(SendRequestDoc, example=SEND_EXAMPLE),
     summary="Send one message",
 )
 async def send(request: Request, who: Principal = Depends(principal)) -> Any:
@@ -115,7 +112,7 @@ async def send(request: Request, who: Principal = Depends(principal)) -> Any:
     "/api/batch",
     response_model=BatchResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(BatchRequestDoc),
+    openapi_extra=json_body(BatchRequestDoc, example=BATCH_EXAMPLE),
     summary="Send up to 500 messages",
 )
 async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
@@ -126,10 +123,10 @@ async def batch(request: Request, who: Principal = Depends(principal)) -> Any:
     "/api/send/{inbox_id}",
     response_model=SendResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(SendRequestDoc),
+    openapi_extra=json_body(SendRequestDoc, example=SEND_EXAMPLE),
     summary="Send into a sandbox inbox",
 )
-async def sandbox_send(inbox_id: int, request: Request, who: Principal = Depends(principal)) -> Any:
+async def sandbox_send(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
     return await _send(request, who, inbox_id)
 
 
@@ -137,10 +134,8 @@ async def sandbox_send(inbox_id: int, request: Request, who: Principal = Depends
     "/api/batch/{inbox_id}",
     response_model=BatchResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(BatchRequestDoc),
+    openapi_extra=json_body(BatchRequestDoc, example=BATCH_EXAMPLE),
     summary="Batch into a sandbox inbox",
 )
-async def sandbox_batch(
-    inbox_id: int, request: Request, who: Principal = Depends(principal)
-) -> Any:
+async def sandbox_batch(inbox_id: Id, request: Request, who: Principal = Depends(principal)) -> Any:
     return await _batch(request, who, inbox_id)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import account_scope, principal
+from postroom.api.docs import STATS_QUERY
+from postroom.api.params import Id
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.services import Services, stats
@@ -20,7 +22,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["stats"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 Group = Literal["domains", "categories", "email_service_providers", "date"]
 
@@ -44,23 +45,35 @@ async def _answer(request: Request, who: Principal, account_id: int, group: str 
     return json_response(await stats.grouped(services, account_id, query, group))
 
 
-@router.get("/api/accounts/{account_id}/stats", summary="Sending stats over a date range")
+@router.get(
+    "/api/accounts/{account_id}/stats",
+    summary="Sending stats over a date range",
+    openapi_extra=STATS_QUERY,
+)
 async def account_stats(request: Request, account_id: Id, who: Who) -> Response:
     return await _answer(request, who, account_id, None)
 
 
-@router.get("/api/accounts/{account_id}/stats/{group}", summary="Sending stats, grouped")
+@router.get(
+    "/api/accounts/{account_id}/stats/{group}",
+    summary="Sending stats, grouped",
+    openapi_extra=STATS_QUERY,
+)
 async def account_stats_grouped(
     request: Request, account_id: Id, group: Group, who: Who
 ) -> Response:
     return await _answer(request, who, account_id, group)
 
 
-@router.get("/api/stats", summary="Sending stats (the token's account)")
+@router.get("/api/stats", summary="Sending stats (the token's account)", openapi_extra=STATS_QUERY)
 async def token_stats(request: Request, who: Who) -> Response:
     return await _answer(request, who, who.account_id, None)
 
 
-@router.get("/api/stats/{group}", summary="Sending stats, grouped (the token's account)")
+@router.get(
+    "/api/stats/{group}",
+    summary="Sending stats, grouped (the token's account)",
+    openapi_extra=STATS_QUERY,
+)
 async def token_stats_grouped(request: Request, group: Group, who: Who) -> Response:
     return await _answer(request, who, who.account_id, group)

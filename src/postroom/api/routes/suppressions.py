@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.docs import SuppressionBody, csv_body, json_body
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, PayloadTooLarge, ValidationFailed
 from postroom.services import suppressions
@@ -34,12 +36,13 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["suppressions"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 CSV_LIMIT = 20 * 1024 * 1024
 ACCOUNT = "/api/accounts/{account_id}/suppressions"
 ALIAS = "/api/suppressions"
+BODY = json_body(SuppressionBody)
+CSV = csv_body()
 
 
 def _actor(who: Principal) -> str:
@@ -231,12 +234,14 @@ async def list_suppressions_alias(
     return await _list(request, who, None, email, start_time, end_time, last_id)
 
 
-@router.post(ACCOUNT, summary="Add a suppression", status_code=201)
+@router.post(ACCOUNT, summary="Add a suppression", status_code=201, openapi_extra=BODY)
 async def create_suppression(account_id: Id, request: Request, who: Who) -> Response:
     return await _create(request, who, account_id)
 
 
-@router.post(ALIAS, summary="Add a suppression (token's account)", status_code=201)
+@router.post(
+    ALIAS, summary="Add a suppression (token's account)", status_code=201, openapi_extra=BODY
+)
 async def create_suppression_alias(request: Request, who: Who) -> Response:
     return await _create(request, who, None)
 
@@ -251,12 +256,14 @@ async def export_suppressions_alias(request: Request, who: Who) -> Response:
     return await _export(request, who, None)
 
 
-@router.post(ACCOUNT + "/import", summary="Import suppressions from CSV")
+@router.post(ACCOUNT + "/import", summary="Import suppressions from CSV", openapi_extra=CSV)
 async def import_suppressions(account_id: Id, request: Request, who: Who) -> Response:
     return await _import(request, who, account_id)
 
 
-@router.post(ALIAS + "/import", summary="Import suppressions from CSV (token's account)")
+@router.post(
+    ALIAS + "/import", summary="Import suppressions from CSV (token's account)", openapi_extra=CSV
+)
 async def import_suppressions_alias(request: Request, who: Who) -> Response:
     return await _import(request, who, None)
 

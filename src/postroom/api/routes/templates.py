@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.docs import PreviewBody, TemplateBody, TemplateFields, json_body
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
@@ -34,7 +36,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email templates"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 
 ACCOUNT = "/api/accounts/{account_id}/email_templates"
@@ -42,6 +43,9 @@ ALIAS = "/api/email_templates"
 PAGED = "/api/accounts/{account_id}/templates"
 WRAPPER = "email_template"
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
+WRAPPED = json_body(TemplateBody)
+FLAT = json_body(TemplateFields)
+PREVIEW = json_body(PreviewBody, required=False)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -188,7 +192,7 @@ async def list_email_templates(account_id: Id, request: Request, who: Who) -> Re
     return await _list(request, who, account_id)
 
 
-@router.post(ACCOUNT, summary="Create an email template", status_code=201)
+@router.post(ACCOUNT, summary="Create an email template", status_code=201, openapi_extra=WRAPPED)
 async def create_email_template(account_id: Id, request: Request, who: Who) -> Response:
     return await _create(request, who, account_id)
 
@@ -200,7 +204,7 @@ async def get_email_template(
     return await _get(request, who, account_id, template_id)
 
 
-@router.patch(ACCOUNT + "/{template_id}", summary="Update an email template")
+@router.patch(ACCOUNT + "/{template_id}", summary="Update an email template", openapi_extra=WRAPPED)
 async def update_email_template(
     account_id: Id, template_id: Id, request: Request, who: Who
 ) -> Response:
@@ -214,7 +218,11 @@ async def delete_email_template(
     return await _delete(request, who, account_id, template_id)
 
 
-@router.post(ACCOUNT + "/{template_id}/preview", summary="Render a template (Postroom)")
+@router.post(
+    ACCOUNT + "/{template_id}/preview",
+    summary="Render a template (Postroom)",
+    openapi_extra=PREVIEW,
+)
 async def preview_email_template(
     account_id: Id, template_id: Id, request: Request, who: Who
 ) -> Response:
@@ -236,7 +244,12 @@ async def list_templates_alias(request: Request, who: Who) -> Response:
     return await _list(request, who, None)
 
 
-@router.post(ALIAS, summary="Create an email template (token's account)", status_code=201)
+@router.post(
+    ALIAS,
+    summary="Create an email template (token's account)",
+    status_code=201,
+    openapi_extra=WRAPPED,
+)
 async def create_template_alias(request: Request, who: Who) -> Response:
     return await _create(request, who, None)
 
@@ -246,7 +259,11 @@ async def get_template_alias(template_id: Id, request: Request, who: Who) -> Res
     return await _get(request, who, None, template_id)
 
 
-@router.patch(ALIAS + "/{template_id}", summary="Update an email template (token's account)")
+@router.patch(
+    ALIAS + "/{template_id}",
+    summary="Update an email template (token's account)",
+    openapi_extra=WRAPPED,
+)
 async def update_template_alias(template_id: Id, request: Request, who: Who) -> Response:
     return await _update(request, who, None, template_id)
 
@@ -260,7 +277,9 @@ async def delete_template_alias(template_id: Id, request: Request, who: Who) -> 
     return await _delete(request, who, None, template_id)
 
 
-@router.post(ALIAS + "/{template_id}/preview", summary="Render a template (Postroom)")
+@router.post(
+    ALIAS + "/{template_id}/preview", summary="Render a template (Postroom)", openapi_extra=PREVIEW
+)
 async def preview_template_alias(template_id: Id, request: Request, who: Who) -> Response:
     return await _preview(request, who, None, template_id)
 
@@ -305,7 +324,9 @@ async def list_paged_templates(
     return json_response({"data": [template_json(r) for r in rows], "pagination": pagination})
 
 
-@router.post(PAGED, summary="Create an email template (flat body)", status_code=201)
+@router.post(
+    PAGED, summary="Create an email template (flat body)", status_code=201, openapi_extra=FLAT
+)
 async def create_paged_template(account_id: Id, request: Request, who: Who) -> Response:
     target = acting_account(who, account_id, "admin")
     row = await templates.create(services_of(request), target, await _section(request))
@@ -321,7 +342,9 @@ async def get_paged_template(
     return json_response({"data": template_json(row)})
 
 
-@router.patch(PAGED + "/{template_id}", summary="Update an email template (flat body)")
+@router.patch(
+    PAGED + "/{template_id}", summary="Update an email template (flat body)", openapi_extra=FLAT
+)
 async def update_paged_template(
     account_id: Id, template_id: Id, request: Request, who: Who
 ) -> Response:

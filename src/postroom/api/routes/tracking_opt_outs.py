@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from postroom.api.auth import acting_account, principal, services_of
 from postroom.api.body import read_json
+from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, ValidationFailed
 from postroom.services import optouts
@@ -27,7 +28,6 @@ from postroom.services.auth import Principal
 
 router = APIRouter(tags=["tracking opt-outs"])
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 ALIAS = "/api/tracking_opt_outs"

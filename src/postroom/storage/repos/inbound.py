@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from postroom.domain.deliveries import DeliveryState
-from postroom.storage.tables import deliveries
+from postroom.storage.tables import deliveries, messages
 
 
 def delivery(conn: Connection, delivery_id: str) -> dict[str, Any] | None:
@@ -20,6 +20,13 @@ def delivery(conn: Connection, delivery_id: str) -> dict[str, Any] | None:
 def deliveries_of_message(conn: Connection, message_id: str) -> list[dict[str, Any]]:
     query = select(deliveries).where(deliveries.c.message_id == message_id)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def rfc_message_id(conn: Connection, message_id: str) -> str | None:
+    """The Message-ID header the message was sent with, or None for no such message."""
+    query = select(messages.c.rfc_message_id).where(messages.c.id == message_id)
+    found = conn.execute(query).scalar()
+    return str(found) if found is not None else None
 
 
 def mark_bounced(conn: Connection, delivery_id: str, response: str, now: datetime) -> None:
