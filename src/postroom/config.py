@@ -390,10 +390,31 @@ class SubmissionSettings(BaseModel):
         10, description="Commands a client may send before it has authenticated."
     )
     auth_failures: int = Field(
-        5, description="Failed AUTH attempts per client address before it is refused for a while."
+        5,
+        ge=1,
+        description="Failed AUTH attempts with the same user name and password from one "
+        "client before those credentials are answered 454 there without a lookup (other "
+        "credentials from that client are still checked: a correct one always gets in).",
     )
     auth_failure_window: float = Field(
-        300.0, description="Seconds over which failed AUTH attempts are counted (and refused)."
+        300.0, gt=0, description="Seconds over which failed AUTH attempts are counted."
+    )
+    auth_failure_delay: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds every failed AUTH waits before its answer (Dovecot's "
+        "auth_failure_delay, Postfix's smtpd_error_sleep_time).",
+    )
+    auth_tarpit_after: int = Field(
+        10,
+        ge=1,
+        description="Failed AUTH attempts from one client (any credentials) within the "
+        "window after which each AUTH from it waits before it is checked, doubling from "
+        "auth_failure_delay; credentials that succeeded from that client recently are "
+        "exempt. Slows a credential spray without refusing anyone.",
+    )
+    auth_tarpit_max_delay: float = Field(
+        15.0, ge=0, description="Longest wait of the tarpit (seconds)."
     )
 
     def listeners(self) -> list[tuple[str, int, bool]]:

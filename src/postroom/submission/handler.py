@@ -44,7 +44,7 @@ _PARSE_INLINE_BYTES = 64 * 1024
 
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
-AUTH_THROTTLED = "454 4.7.0 Too many failed logins from your address; try again later"
+AUTH_LOCKED = "454 4.7.0 These credentials failed too often from your address; try again later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +80,6 @@ class SubmissionHandler:
     # --- AUTH ---------------------------------------------------------------------------
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        if await self._throttled(server):
-            return AuthResult(success=False, handled=True)
         blob: object
         if len(args) == 1:
             blob = await server.challenge_auth("")
@@ -98,8 +96,6 @@ class SubmissionHandler:
         return await self._login(server, parts[1], parts[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        if await self._throttled(server):
-            return AuthResult(success=False, handled=True)
         user: object
         if len(args) == 1:
             user = await server.challenge_auth(server.AuthLoginUsernameChallenge)
@@ -115,17 +111,22 @@ class SubmissionHandler:
             return AuthResult(success=False, handled=True)
         return await self._login(server, user, password)
 
-    async def _throttled(self, server: SMTP) -> bool:
-        if self.throttle.blocked(_client_ip(server.session)):
-            await server.push(AUTH_THROTTLED)
-            return True
-        return False
-
     async def _login(self, server: SMTP, user: bytes, password: bytes) -> AuthResult:
-        login = await self._check(user, password)
+        """Check credentials under the throttle's policy (submission/throttle.py)."""
+        address = _client_ip(server.session)
+        credential = self.throttle.credential(address, user, password)
+        tarpit = self.throttle.delay(address, credential)
+        if tarpit:
+            await asyncio.sleep(tarpit)
+        locked = self.throttle.locked(credential)
+        login = None if locked else await self._check(user, password)
         if login is None:
-            self.throttle.failed(_client_ip(server.session))
-            return AuthResult(success=False, handled=False, message=AUTH_INVALID)
+            self.throttle.failed(address, credential)
+            await asyncio.sleep(self.throttle.failure_delay)
+            return AuthResult(
+                success=False, handled=False, message=AUTH_LOCKED if locked else AUTH_INVALID
+            )
+        self.throttle.succeeded(credential)
         return AuthResult(success=True, auth_data=login, message=AUTH_OK)
 
     async def _check(self, user: bytes, password: bytes) -> Login | None:

@@ -159,7 +159,7 @@ async def start_listeners(
             "offered, so no client can send over SMTP"
         )
     hostname = config.hostname or settings.domains.mail_host
-    throttle = AuthThrottle(config.auth_failures, config.auth_failure_window)
+    throttle = AuthThrottle.from_settings(config)
     loop = asyncio.get_running_loop()
     listeners = []
     for stream_name, port, implicit in config.listeners():
