@@ -496,6 +496,14 @@ class RateLimitSettings(BaseModel):
         description="The sending API, per token (e.g. '150/10 seconds' as Mailtrap's "
         "hosted service); unlimited when unset.",
     )
+    failed_auth: str | None = Field(
+        "10/minute",
+        description="Failed authentications (401) per client address, on every host. Past "
+        "it the client gets 429 with Retry-After and no database lookup, except with a "
+        "token that authenticated in the last hour: a correct token keeps working. A "
+        "guard against token guessing, so it applies even when `enabled` is false; unset "
+        "to turn it off.",
+    )
 
 
 class Settings(BaseSettings):

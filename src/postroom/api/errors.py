@@ -60,6 +60,8 @@ async def on_rate_limited(request: Request, exc: Exception) -> Response:
     # What mailtrap.io sends (informational: no SDK reads them).
     response.headers["X-Ratelimit-Limit"] = str(exc.limit)
     response.headers["X-Ratelimit-Remaining"] = "0"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
