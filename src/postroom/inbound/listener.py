@@ -16,6 +16,7 @@ import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from postroom.errors import StoreUnavailable
 from postroom.mta import listen
 from postroom.services import Services, bounces
 
@@ -49,8 +50,9 @@ class InboundHandler:
         raw = envelope.original_content or b""
         try:
             result = await bounces.process(self.services, list(envelope.rcpt_tos), raw)
-        except Exception:
-            log.exception("inbound message from %s not processed", envelope.mail_from)
+        except Exception as error:
+            if not isinstance(error, StoreUnavailable):  # that one is logged once by storage
+                log.exception("inbound message from %s not processed", envelope.mail_from)
             return "451 4.3.0 Temporary processing failure, try again later"
         log.info(
             "inbound %s for delivery %s: events %s, %d suppression(s)",

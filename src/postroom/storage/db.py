@@ -8,22 +8,48 @@ defaults (``synchronous_commit=on``); startup refuses a server that would lose c
 All writes of one process go through a single :class:`~postroom.storage.writer.Writer`
 thread that folds concurrent transactions into group commits; reads run on pooled
 connections in worker threads.
+
+When the database cannot be reached (PostgreSQL restarting, the network down, SQLite
+locked past its busy timeout), every read and write raises
+:class:`~postroom.errors.StoreUnavailable`, which the entry points answer as a temporary
+failure (API 503, SMTP 451). The outage is logged once when it begins and once when an
+operation succeeds again, not per request; the pool reconnects by itself
+(``pool_pre_ping``), so recovery needs nothing from anyone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
+from postroom.errors import StoreUnavailable
 from postroom.storage.writer import Writer
 
 T = TypeVar("T")
+log = logging.getLogger("postroom.storage")
+
+# Seconds libpq may spend connecting to PostgreSQL (TCP and startup): an address that
+# drops packets would otherwise hold a worker thread for the kernel's SYN timeout (~2 min).
+PG_CONNECT_TIMEOUT = 5
+# SQLite errors that mean "not now" rather than a bug in a statement.
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+)
 
 
 class NonDurableDatabase(RuntimeError):
@@ -43,7 +69,10 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=timeout
+    )
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -85,12 +114,82 @@ def check_durability(engine: Engine) -> None:
                     raise NonDurableDatabase(f"PostgreSQL {name}={value} may lose commits")
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached, as opposed to a bad statement."""
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True  # the pool had no connection to give; a connection closed under us
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, sa_exc.OperationalError):
+        return False
+    if type(error.orig).__module__.startswith("sqlite3"):
+        # SQLite reports its syntax errors as OperationalError too.
+        return str(error.orig).lower().startswith(_SQLITE_TRANSIENT)
+    return True  # PostgreSQL: connection failures, shutdowns, "too many clients"
+
+
+class Availability:
+    """Logs an outage once when it begins and once when it ends (thread-safe)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._refused = 0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            self._refused += 1
+            if self._since is not None:
+                return
+            self._since = self._clock()
+        summary = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        log.warning(
+            "database unreachable (%s); requests that need it get a temporary failure "
+            "(API 503, SMTP 451) until it answers again",
+            summary,
+        )
+
+    def succeeded(self) -> None:
+        if self._since is None:  # the common case: no lock
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            lasted, refused = self._clock() - self._since, self._refused
+            self._since, self._refused = None, 0
+        log.warning(
+            "database reachable again after %.1f s (%d operation(s) refused meanwhile)",
+            lasted,
+            refused,
+        )
+
+
 class Database:
     """The storage handle of one process: an engine, its writer thread, async helpers."""
 
     def __init__(self, engine: Engine, *, commit_batch_max: int = 256) -> None:
         self.engine = engine
         self.writer = Writer(engine, max_batch=commit_batch_max)
+        self.availability = Availability()
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn "cannot reach the database" into StoreUnavailable, and note recoveries."""
+        try:
+            yield
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            self.availability.failed(error)
+            raise StoreUnavailable(str(error)) from error
+        self.availability.succeeded()
 
     @classmethod
     def from_url(cls, url: str, *, commit_batch_max: int = 256) -> Database:
@@ -102,24 +201,27 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction; returns once the transaction has committed."""
-        return await self.writer.submit(fn)
+        with self._reachable():
+            return await self.writer.submit(fn)
 
     async def write_many(
         self, many: Callable[[Connection, list[Any]], list[Any]], item: Any
     ) -> Any:
         """Like :meth:`write`, but ``many`` handles every item queued alongside in one call."""
-        return await self.writer.submit_many(many, item)
+        with self._reachable():
+            return await self.writer.submit_many(many, item)
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in its own write transaction from synchronous code (CLI, tests)."""
-        return self.writer.run_now(fn)
+        with self._reachable():
+            return self.writer.run_now(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a read connection in a worker thread."""
         return await asyncio.to_thread(self.read_sync, fn)
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn:
+        with self._reachable(), self.engine.connect() as conn:
             result = fn(conn)
             conn.rollback()
             return result

@@ -27,6 +27,7 @@ from postroom.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    StoreUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -42,8 +43,10 @@ API_USER = "api"
 # Messages larger than this are parsed off the event loop.
 _PARSE_INLINE_BYTES = 64 * 1024
 
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure; try again later"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure; try again later"
 AUTH_LOCKED = "454 4.7.0 These credentials failed too often from your address; try again later"
 
 
@@ -119,7 +122,10 @@ class SubmissionHandler:
         if tarpit:
             await asyncio.sleep(tarpit)
         locked = self.throttle.locked(credential)
-        login = None if locked else await self._check(user, password)
+        try:
+            login = None if locked else await self._check(user, password)
+        except StoreUnavailable:  # not the client's failure: not counted
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
         if login is None:
             self.throttle.failed(address, credential)
             await asyncio.sleep(self.throttle.failure_delay)
@@ -189,8 +195,11 @@ class SubmissionHandler:
         if not isinstance(login, Login):  # aiosmtpd refuses DATA before AUTH; be sure
             return "530 5.7.0 Authentication required"
         # Tokens are cached for a few seconds (services/auth.py), so this is cheap.
-        if await self._check(login.user, login.password) != login:
-            return "535 5.7.8 Authentication credentials no longer valid"
+        try:
+            if await self._check(login.user, login.password) != login:
+                return "535 5.7.8 Authentication credentials no longer valid"
+        except StoreUnavailable:
+            return TEMPORARY_FAILURE
         raw = envelope.original_content
         assert isinstance(raw, bytes)
         limits = self.services.settings.limits
@@ -219,10 +228,12 @@ class SubmissionHandler:
             return "550 5.7.1 The From domain is not a verified sending domain of this account"
         except NotFound:
             return "550 5.7.1 The inbox of these credentials no longer exists"
+        except StoreUnavailable:  # logged once per outage by storage
+            return TEMPORARY_FAILURE
         except Exception:
             # Not committed, so not acknowledged: the client keeps the message and retries.
             log.exception("submission from %s failed", _client_ip(session))
-            return "451 4.3.0 Temporary failure; try again later"
+            return TEMPORARY_FAILURE
         return f"250 2.0.0 Ok: queued as {ids[0]}"
 
     async def handle_exception(self, error: Exception) -> str:
