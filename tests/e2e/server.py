@@ -118,6 +118,7 @@ class Server:
     database_url: str | None = None
     # SMTP submission: STARTTLS transactional, STARTTLS bulk, implicit TLS (with tls).
     smtp_ports: tuple[int, int, int] = (0, 0, 0)
+    inbound_port: int = 0
 
     @property
     def stdout(self) -> str:
@@ -187,15 +188,21 @@ def start_server(
     ports: tuple[int, int] | None = None,
     env: dict[str, str] | None = None,
     wait: bool = True,
+    open_files: tuple[int, int] | None = None,
 ) -> Server:
-    """Start ``postroom serve`` on free (or given) ports and wait until it listens."""
+    """Start ``postroom serve`` on free (or given) ports and wait until it listens.
+
+    ``open_files`` (soft, hard) starts it under that RLIMIT_NOFILE (util-linux prlimit).
+    """
     port, bulk_port = ports or free_ports(2)
-    smtp, smtp_bulk, smtps = free_ports(3)
+    smtp, smtp_bulk, smtps, inbound = free_ports(4)
     logs = data_dir.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     n = next(_starts)
     stdout_path, stderr_path = logs / f"serve-{n}.out", logs / f"serve-{n}.err"
+    limit = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--"] if open_files else []
     command = [
+        *limit,
         sys.executable,
         "-m",
         "postroom",
@@ -207,7 +214,7 @@ def start_server(
         str(bulk_port),
         # The inbound (bounce) listener too: never its fixed default port in tests.
         "--inbound-port",
-        str(free_ports(1)[0]),
+        str(inbound),
         "--smtp-port",
         str(smtp),
         "--smtp-bulk-port",
@@ -233,6 +240,7 @@ def start_server(
         stderr_path,
         database_url,
         (smtp, smtp_bulk, smtps if tls else 0),
+        inbound,
     )
     if wait:
         try:
