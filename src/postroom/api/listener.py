@@ -40,43 +40,56 @@ TOO_MANY = (
 
 
 class GuardedHttp(HttpToolsProtocol):
-    """One HTTP/1.1 connection with a deadline for its requests' headers."""
+    """One HTTP/1.1 connection with a deadline for its requests' headers.
+
+    Cheap per request: a request only notes when it began; the one timer of the
+    connection, when it fires, closes the connection if headers are still awaited past
+    the deadline, and otherwise waits for the next request to arm it again.
+    """
 
     def __init__(self, *args: Any, slot: Slot, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slot = slot
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._awaiting_headers = True
+        self._request_began = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._request_began = self.loop.time()
+        self._arm(self._header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         self._slot.release()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
-        if self._header_timer is None:
-            self._arm()
+        if not self._awaiting_headers:
+            self._awaiting_headers = True
+            self._request_began = self.loop.time()
+            if self._header_timer is None:
+                self._arm(self._header_timeout)
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._awaiting_headers = False
         super().on_headers_complete()
 
-    def _arm(self) -> None:
-        self._header_timer = self.loop.call_later(self._header_timeout, self._too_slow)
+    def _arm(self, delay: float) -> None:
+        self._header_timer = self.loop.call_later(delay, self._check_headers)
 
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _too_slow(self) -> None:
+    def _check_headers(self) -> None:
         self._header_timer = None
-        if not self.transport.is_closing():
+        if not self._awaiting_headers:
+            return  # the next request arms the timer again
+        left = self._request_began + self._header_timeout - self.loop.time()
+        if left > 0:
+            self._arm(left)
+        elif not self.transport.is_closing():
             self.transport.close()
 
 
