@@ -422,8 +422,8 @@ class SubmissionSettings(BaseModel):
     auth_tarpit_after: int = Field(
         10,
         ge=1,
-        description="Failed AUTH attempts from one client (any credentials) within the "
-        "window after which each AUTH from it waits before it is checked, doubling from "
+        description="Failed AUTH attempts with distinct credentials from one client within "
+        "the window after which each AUTH from it waits before it is checked, doubling from "
         "auth_failure_delay; credentials that succeeded from that client recently are "
         "exempt. Slows a credential spray without refusing anyone.",
     )

@@ -190,6 +190,16 @@ def test_auth_tarpit_doubles_up_to_its_cap_and_spares_known_good_credentials() -
     assert throttle.delay("192.0.2.9", throttle.credential("192.0.2.9", b"api", b"x")) == 0.0
 
 
+def test_one_client_repeating_its_wrong_password_locks_itself_and_slows_nobody() -> None:
+    throttle = _throttle([0.0], tarpit_after=2)
+    wrong = throttle.credential("192.0.2.1", b"api", b"old-token")
+    for _ in range(20):
+        throttle.failed("192.0.2.1", wrong)
+    assert throttle.locked(wrong)
+    neighbour = throttle.credential("192.0.2.1", b"api", b"new-login")
+    assert throttle.delay("192.0.2.1", neighbour) == 0.0
+
+
 def test_ipv6_clients_count_by_their_64() -> None:
     throttle = _throttle([0.0], tarpit_after=1)
     throttle.failed("2001:db8:1:2::1", throttle.credential("2001:db8:1:2::1", b"a", b"b"))

@@ -10,7 +10,8 @@ client lock everyone out. The policy now:
   credentials from that address are checked as usual, so a correct one always gets in.
 * **Delay every failure.** A failed AUTH is answered after ``failure_delay`` seconds, as
   Dovecot's ``auth_failure_delay`` and Postfix's ``smtpd_error_sleep_time`` do.
-* **Tarpit the address, never refuse it.** Past ``tarpit_after`` failures in the window,
+* **Tarpit the address, never refuse it.** Past ``tarpit_after`` failures with distinct
+  credentials in the window (a spray, not one client repeating its wrong password),
   every AUTH from the address waits before it is checked, doubling from
   ``failure_delay`` up to ``max_delay`` (Dovecot's auth penalty). Credentials that
   succeeded from that address recently are exempt, so the clients that were working
@@ -138,8 +139,10 @@ class AuthThrottle:
         return self._by_pair.count(credential) >= self._max_failures
 
     def failed(self, address: str, credential: str) -> None:
-        self._by_address.add(client_key(address))
-        self._by_pair.add(credential)
+        # Only distinct credentials count towards the tarpit (as in Dovecot): a client
+        # repeating its one wrong password is locked out alone, and slows nobody else.
+        if self._by_pair.add(credential) == 1:
+            self._by_address.add(client_key(address))
 
     def succeeded(self, credential: str) -> None:
         self._good.put(credential, True)
