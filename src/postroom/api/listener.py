@@ -26,7 +26,7 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from postroom.net import acceptor
+from postroom.net.acceptor import Acceptor
 from postroom.net.gate import ConnectionGate, Over, Slot
 
 _BODY = b'{"errors":"Too many connections"}'
@@ -133,14 +133,14 @@ class HttpListener(uvicorn.Server):
 
         refusal = None if config.ssl else _too_many
         servers = [
-            await acceptor.serve(
+            Acceptor(
                 sock,
                 protocol,
                 self.gate,
                 tls=config.ssl,
                 handshake_timeout=self._handshake_timeout,
                 refusal=refusal,
-            )
+            ).start()
             for sock in sockets
         ]
         # uvicorn only calls close() and wait_closed() on what it keeps here.

@@ -28,7 +28,6 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from postroom.config import ConnectionSettings
-from postroom.net import acceptor
 from postroom.net.acceptor import Acceptor
 from postroom.net.gate import ConnectionGate, Over, Slot
 
@@ -120,17 +119,16 @@ async def start(listeners: Iterable[Listener]) -> list[Acceptor]:
     servers: list[Acceptor] = []
     try:
         for item in listeners:
-            servers.append(
-                await acceptor.serve(
-                    item.sock,
-                    item.factory,
-                    item.gate,
-                    tls=item.tls,
-                    handshake_timeout=item.handshake_timeout,
-                    # No plaintext reply before a TLS handshake: a refused client is closed.
-                    refusal=None if item.tls is not None else TOO_MANY.__getitem__,
-                )
+            server = Acceptor(
+                item.sock,
+                item.factory,
+                item.gate,
+                tls=item.tls,
+                handshake_timeout=item.handshake_timeout,
+                # No plaintext reply before a TLS handshake: a refused client is closed.
+                refusal=None if item.tls is not None else TOO_MANY.__getitem__,
             )
+            servers.append(server.start())
     except BaseException:
         close(servers)
         raise

@@ -43,7 +43,8 @@ ProtocolFactory = Callable[[Slot], asyncio.BaseProtocol]
 
 
 class Acceptor:
-    """Serves one listening socket through its gate; ``close()`` stops accepting."""
+    """Serves one listening socket through its gate: ``Acceptor(...).start()`` on a running
+    loop; ``close()`` stops accepting."""
 
     def __init__(
         self,
@@ -66,11 +67,13 @@ class Acceptor:
         self._serving = False
         self._closed = asyncio.Event()
 
-    def start(self) -> None:
-        self._sock.getsockname()  # OSError now if the socket was closed
+    def start(self) -> Acceptor:
+        """Start accepting on the (bound, listening) socket; OSError if it is closed."""
+        self._sock.getsockname()
         self._sock.setblocking(False)
         self._loop.add_reader(self._sock.fileno(), self._accept)
         self._serving = True
+        return self
 
     def is_serving(self) -> bool:
         return self._serving
@@ -153,20 +156,3 @@ class Acceptor:
                 # does not turn the answer into a reset.
                 conn.recv(65536)
         conn.close()
-
-
-async def serve(
-    sock: socket.socket,
-    factory: ProtocolFactory,
-    gate: ConnectionGate,
-    *,
-    tls: ssl.SSLContext | None = None,
-    handshake_timeout: float = 20.0,
-    refusal: Callable[[Over], bytes] | None = None,
-) -> Acceptor:
-    """Start accepting on ``sock`` (bound and listening) through ``gate``."""
-    acceptor = Acceptor(
-        sock, factory, gate, tls=tls, handshake_timeout=handshake_timeout, refusal=refusal
-    )
-    acceptor.start()
-    return acceptor
