@@ -20,36 +20,24 @@ operation succeeds again, not per request; the pool reconnects by itself
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
 from postroom.errors import StoreUnavailable
+from postroom.storage.availability import Availability, is_unavailable
 from postroom.storage.writer import Writer
 
 T = TypeVar("T")
-log = logging.getLogger("postroom.storage")
 
 # Seconds libpq may spend connecting to PostgreSQL (TCP and startup): an address that
 # drops packets would otherwise hold a worker thread for the kernel's SYN timeout (~2 min).
 PG_CONNECT_TIMEOUT = 5
-# SQLite errors that mean "not now" rather than a bug in a statement.
-_SQLITE_TRANSIENT = (
-    "database is locked",
-    "database table is locked",
-    "unable to open database",
-    "disk i/o error",
-    "database or disk is full",
-)
 
 
 class NonDurableDatabase(RuntimeError):
@@ -112,63 +100,6 @@ def check_durability(engine: Engine) -> None:
                 value = conn.exec_driver_sql(f"SHOW {name}").scalar()
                 if value in ("off", "local"):
                     raise NonDurableDatabase(f"PostgreSQL {name}={value} may lose commits")
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database cannot be reached, as opposed to a bad statement."""
-    if isinstance(error, sa_exc.TimeoutError | sa_exc.InterfaceError):
-        return True  # the pool had no connection to give; a connection closed under us
-    if not isinstance(error, sa_exc.DBAPIError):
-        return False
-    if error.connection_invalidated:
-        return True
-    if not isinstance(error, sa_exc.OperationalError):
-        return False
-    if type(error.orig).__module__.startswith("sqlite3"):
-        # SQLite reports its syntax errors as OperationalError too.
-        return str(error.orig).lower().startswith(_SQLITE_TRANSIENT)
-    return True  # PostgreSQL: connection failures, shutdowns, "too many clients"
-
-
-class Availability:
-    """Logs an outage once when it begins and once when it ends (thread-safe)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._since: float | None = None
-        self._refused = 0
-
-    @property
-    def down(self) -> bool:
-        return self._since is not None
-
-    def failed(self, error: BaseException) -> None:
-        with self._lock:
-            self._refused += 1
-            if self._since is not None:
-                return
-            self._since = self._clock()
-        summary = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        log.warning(
-            "database unreachable (%s); requests that need it get a temporary failure "
-            "(API 503, SMTP 451) until it answers again",
-            summary,
-        )
-
-    def succeeded(self) -> None:
-        if self._since is None:  # the common case: no lock
-            return
-        with self._lock:
-            if self._since is None:
-                return
-            lasted, refused = self._clock() - self._since, self._refused
-            self._since, self._refused = None, 0
-        log.warning(
-            "database reachable again after %.1f s (%d operation(s) refused meanwhile)",
-            lasted,
-            refused,
-        )
 
 
 class Database:
