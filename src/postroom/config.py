@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, IPvAnyNetwork
+from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -363,6 +363,15 @@ class BounceSettings(BaseModel):
         10 * 1024 * 1024, description="Largest bounce or report accepted (SMTP SIZE)."
     )
     max_recipients: int = Field(100, description="Recipients accepted per inbound message.")
+    inbound_idle_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an inbound session may wait between commands (or between "
+        "chunks of a message); then 421 and close (Postfix smtpd_timeout under stress: 10 s).",
+    )
+    inbound_session_timeout: float = Field(
+        300.0, gt=0, description="Seconds an inbound session may last in all."
+    )
     local_parts: list[str] = Field(
         default_factory=lambda: ["postmaster", "abuse", "fbl"],
         description="Local parts accepted besides signed return paths (feedback loops, "
@@ -421,16 +430,42 @@ class SubmissionSettings(BaseModel):
     max_line_octets: int = Field(
         1000, description="Longest line of a message or command, CRLF included (RFC 5321: 1000)."
     )
-    idle_timeout: float = Field(60.0, description="Seconds a session may wait between commands.")
-    session_timeout: float = Field(600.0, description="Seconds a session may last in all.")
+    idle_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a session may wait between commands (or between chunks of a "
+        "message); then 421 and close.",
+    )
+    session_timeout: float = Field(600.0, gt=0, description="Seconds a session may last in all.")
     max_commands_before_auth: int = Field(
         10, description="Commands a client may send before it has authenticated."
     )
     auth_failures: int = Field(
-        5, description="Failed AUTH attempts per client address before it is refused for a while."
+        5,
+        ge=1,
+        description="Failed AUTH attempts with the same user name and password from one "
+        "client before those credentials are answered 454 there without a lookup (other "
+        "credentials from that client are still checked: a correct one always gets in).",
     )
     auth_failure_window: float = Field(
-        300.0, description="Seconds over which failed AUTH attempts are counted (and refused)."
+        300.0, gt=0, description="Seconds over which failed AUTH attempts are counted."
+    )
+    auth_failure_delay: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds every failed AUTH waits before its answer (Dovecot's "
+        "auth_failure_delay, Postfix's smtpd_error_sleep_time).",
+    )
+    auth_tarpit_after: int = Field(
+        10,
+        ge=1,
+        description="Failed AUTH attempts with distinct credentials from one client within "
+        "the window after which each AUTH from it waits before it is checked, doubling from "
+        "auth_failure_delay; credentials that succeeded from that client recently are "
+        "exempt. Slows a credential spray without refusing anyone.",
+    )
+    auth_tarpit_max_delay: float = Field(
+        15.0, ge=0, description="Longest wait of the tarpit (seconds)."
     )
 
     def listeners(self) -> list[tuple[str, int, bool]]:
@@ -442,6 +477,121 @@ class SubmissionSettings(BaseModel):
             ("bulk", self.bulk_tls_port, True),
         ]
         return [item for item in wanted if item[1]]
+
+
+class ListenerCaps(BaseModel):
+    """Connection caps of one listener."""
+
+    max_connections: int = Field(
+        ge=1,
+        description="Connections open at once; past it a new one is answered at once (SMTP "
+        "421, HTTP 503; closed on TLS ports) and closed.",
+    )
+    max_per_client: int = Field(
+        ge=1,
+        description="Connections open at once from one client address (IPv6: its /64). "
+        "Behind a reverse proxy every client has the proxy's address: raise it there.",
+    )
+
+
+# Each listener's default caps: (max_connections, max_per_client).
+_LISTENER_CAPS = {
+    "api": (1000, 200),
+    "bulk_api": (500, 200),
+    "submission": (200, 50),
+    "inbound": (200, 20),
+    "tracking": (1000, 100),
+}
+
+
+def _caps(name: str) -> Any:
+    total, per_client = _LISTENER_CAPS[name]
+    return lambda: ListenerCaps(max_connections=total, max_per_client=per_client)
+
+
+class ConnectionSettings(BaseModel):
+    """Connection limits of every listener, so a flood on one port cannot starve another.
+
+    The caps of all listeners plus ``reserved_files`` must fit under the process's
+    open-file limit; ``postroom serve`` raises its soft limit to the hard one and, when
+    that is still too low, scales every listener's caps down in proportion (and says so).
+    """
+
+    api: ListenerCaps = Field(
+        default_factory=_caps("api"),
+        description="The transactional API listener (and the dashboard): 1000 in all, "
+        "200 per client.",
+    )
+    bulk_api: ListenerCaps = Field(
+        default_factory=_caps("bulk_api"),
+        description="The bulk API listener: 500 in all, 200 per client.",
+    )
+    submission: ListenerCaps = Field(
+        default_factory=_caps("submission"),
+        description="Each SMTP submission listener: 200 in all, 50 per client (Postfix: "
+        "100 smtpd processes, smtpd_client_connection_count_limit 50).",
+    )
+    inbound: ListenerCaps = Field(
+        default_factory=_caps("inbound"),
+        description="The inbound SMTP listener (bounces and feedback reports; port 25 in "
+        "production, open to anyone): 200 in all, 20 per client.",
+    )
+    tracking: ListenerCaps = Field(
+        default_factory=_caps("tracking"),
+        description="The tracking listener (open pixel, click redirects, unsubscribe "
+        "pages; recipients' mail clients and their proxies): 1000 in all, 100 per client "
+        "(a mail provider's image proxy is one client for many recipients).",
+    )
+    http_header_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, counted from the "
+        "connection (or from the first byte of the next request on a kept-alive one); "
+        "then it is closed (nginx client_header_timeout, Apache mod_reqtimeout header=20).",
+    )
+    tls_handshake_timeout: float = Field(
+        20.0, gt=0, description="Seconds a TLS handshake may take on implicit-TLS ports."
+    )
+    smtp_max_junk_commands: int = Field(
+        100,
+        ge=1,
+        description="NOOP, RSET, VRFY, EXPN, HELP, HELO and EHLO commands an SMTP session "
+        "may send, each; then 421 and close (Postfix smtpd_junk_command_limit).",
+    )
+    smtp_max_commands: int = Field(
+        10_000,
+        ge=1,
+        description="Commands of any other one kind (MAIL, RCPT, DATA, ...) an SMTP "
+        "session may send; bounds the work of one session besides its time limit.",
+    )
+    reserved_files: int = Field(
+        256,
+        ge=0,
+        description="Open files kept out of the listeners' share for everything else: "
+        "webhooks, DNS, MTA-STS fetches, log and database files (database connections and "
+        "delivery.max_connections are added to it).",
+    )
+    warning_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between two warnings about one listener's refused "
+        "connections; those in between are counted in the next warning.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_caps(cls, data: Any) -> Any:
+        """Let one cap be set alone (POSTROOM_CONNECTIONS__INBOUND__MAX_PER_CLIENT=5, or a
+        TOML table with one key): the listener's other cap keeps its default."""
+        if isinstance(data, dict):
+            for name, (total, per_client) in _LISTENER_CAPS.items():
+                given = data.get(name)
+                if isinstance(given, dict):
+                    data = {
+                        **data,
+                        name: {"max_connections": total, "max_per_client": per_client, **given},
+                    }
+        return data
 
 
 class InsightSettings(BaseModel):
@@ -511,6 +661,14 @@ class RateLimitSettings(BaseModel):
         None,
         description="The sending API, per token (e.g. '150/10 seconds' as Mailtrap's "
         "hosted service); unlimited when unset.",
+    )
+    failed_auth: str | None = Field(
+        "10/minute",
+        description="Failed authentications (401) per client address, on every host. Past "
+        "it the client gets 429 with Retry-After and no database lookup, except with a "
+        "token that authenticated in the last hour: a correct token keeps working. A "
+        "guard against token guessing, so it applies even when `enabled` is false; unset "
+        "to turn it off.",
     )
 
 
@@ -627,6 +785,10 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(
         default_factory=TrackingSettings,
         description="Open and click tracking, unsubscribe and the tracking listener.",
+    )
+    connections: ConnectionSettings = Field(
+        default_factory=ConnectionSettings,
+        description="Connection caps and timeouts of every listener.",
     )
 
     @classmethod

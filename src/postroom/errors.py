@@ -6,7 +6,8 @@ PostroomError
 ├── Unauthorized          missing, unknown or expired token → 401
 ├── Forbidden             authenticated, but not allowed → 403
 ├── NotFound              no such object *in the caller's account* → 404
-└── Conflict              the request collides with existing state → 409/422
+├── Conflict              the request collides with existing state → 409/422
+└── StoreUnavailable      the database cannot be reached right now → 503 / SMTP 451
 """
 
 from __future__ import annotations
@@ -46,3 +47,8 @@ class Conflict(PostroomError):
     def __init__(self, field_errors: dict[str, list[str]]) -> None:
         super().__init__(str(field_errors))
         self.field_errors = field_errors
+
+
+class StoreUnavailable(PostroomError):
+    """The database cannot be reached (restarting, network down): nothing was done, and the
+    same request may succeed once it is back."""

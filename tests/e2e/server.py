@@ -119,6 +119,7 @@ class Server:
     # SMTP submission: STARTTLS transactional, STARTTLS bulk, implicit TLS (with tls).
     smtp_ports: tuple[int, int, int] = (0, 0, 0)
     tracking_port: int = 0
+    inbound_port: int = 0
 
     @property
     def stdout(self) -> str:
@@ -188,15 +189,21 @@ def start_server(
     ports: tuple[int, int] | None = None,
     env: dict[str, str] | None = None,
     wait: bool = True,
+    open_files: tuple[int, int] | None = None,
 ) -> Server:
-    """Start ``postroom serve`` on free (or given) ports and wait until it listens."""
+    """Start ``postroom serve`` on free (or given) ports and wait until it listens.
+
+    ``open_files`` (soft, hard) starts it under that RLIMIT_NOFILE (util-linux prlimit).
+    """
     port, bulk_port = ports or free_ports(2)
-    smtp, smtp_bulk, smtps, tracking_port = free_ports(4)
+    smtp, smtp_bulk, smtps, tracking_port, inbound = free_ports(5)
     logs = data_dir.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     n = next(_starts)
     stdout_path, stderr_path = logs / f"serve-{n}.out", logs / f"serve-{n}.err"
+    limit = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--"] if open_files else []
     command = [
+        *limit,
         sys.executable,
         "-m",
         "postroom",
@@ -209,7 +216,7 @@ def start_server(
         # The inbound (bounce) and tracking listeners too: never their fixed default
         # ports in tests.
         "--inbound-port",
-        str(free_ports(1)[0]),
+        str(inbound),
         "--tracking-port",
         str(tracking_port),
         "--smtp-port",
@@ -238,6 +245,7 @@ def start_server(
         database_url,
         (smtp, smtp_bulk, smtps if tls else 0),
         tracking_port,
+        inbound,
     )
     if wait:
         try:

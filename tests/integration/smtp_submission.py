@@ -57,6 +57,9 @@ def listeners(services: Services, tls: Tls | None, **submission: Any) -> Iterato
             "bulk_port": ports.bulk_starttls,
             "tls_port": ports.implicit,
             "bulk_tls_port": ports.bulk_implicit,
+            # Failed logins wait a second before their answer; the tests of that policy
+            # (test_smtp_auth_throttle.py) set it themselves.
+            "auth_failure_delay": 0.0,
             **submission,
         }
     )

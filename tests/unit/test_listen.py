@@ -8,7 +8,9 @@ import socket
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from postroom.config import ConnectionSettings
 from postroom.mta import listen
+from postroom.net.gate import Caps, ConnectionGate, Slot
 
 
 class _Handler:
@@ -21,6 +23,16 @@ def _bound() -> socket.socket:
     sock.listen(8)
     sock.setblocking(False)
     return sock
+
+
+def _session(slot: Slot) -> SMTP:
+    return listen.GuardedSMTP(
+        _Handler(), slot=slot, limits=ConnectionSettings(), idle_timeout=5, session_timeout=5
+    )
+
+
+def _listener(sock: socket.socket) -> listen.Listener:
+    return listen.Listener(_session, sock, ConnectionGate("test", Caps(10, 10), setting="x"))
 
 
 async def _banner(port: int) -> bytes:
@@ -36,7 +48,7 @@ def test_listeners_serve_then_stop() -> None:
     async def run() -> None:
         sock = _bound()
         port = sock.getsockname()[1]
-        [server] = await listen.start([listen.Listener(lambda: SMTP(_Handler()), sock)])
+        [server] = await listen.start([_listener(sock)])
         assert (await _banner(port)).startswith(b"220 ")
         await listen.stop([server])
         with pytest.raises(OSError):
@@ -51,12 +63,7 @@ def test_a_failed_start_closes_the_listeners_already_serving() -> None:
         port = good.getsockname()[1]
         bad.close()  # serving on a closed socket fails
         with pytest.raises(OSError):
-            await listen.start(
-                [
-                    listen.Listener(lambda: SMTP(_Handler()), good),
-                    listen.Listener(lambda: SMTP(_Handler()), bad),
-                ]
-            )
+            await listen.start([_listener(good), _listener(bad)])
         with pytest.raises(OSError):
             await _banner(port)
 

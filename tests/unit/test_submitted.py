@@ -148,22 +148,78 @@ def test_utf8_headers() -> None:
     assert draft.subject == "Grüße" and draft.to == (Address("josé@exämple.org"),)
 
 
-def test_auth_throttle_window_slides() -> None:
+def _throttle(clock: list[float], **overrides: float) -> AuthThrottle:
+    policy = {
+        "max_failures": 2,
+        "window": 60.0,
+        "failure_delay": 1.0,
+        "tarpit_after": 3,
+        "max_delay": 8.0,
+        **overrides,
+    }
+    return AuthThrottle(**policy, clock=lambda: clock[0])  # type: ignore[arg-type]
+
+
+def test_auth_lockout_is_per_credentials_and_client_and_slides() -> None:
     now = [0.0]
-    throttle = AuthThrottle(2, 60.0, clock=lambda: now[0])
-    throttle.failed("192.0.2.1")
-    assert not throttle.blocked("192.0.2.1")
+    throttle = _throttle(now)
+    wrong = throttle.credential("192.0.2.1", b"api", b"wrong")
+    throttle.failed("192.0.2.1", wrong)
+    assert not throttle.locked(wrong)
     now[0] = 30.0
-    throttle.failed("192.0.2.1")
-    assert throttle.blocked("192.0.2.1") and not throttle.blocked("192.0.2.2")
+    throttle.failed("192.0.2.1", wrong)
+    assert throttle.locked(wrong)
+    assert not throttle.locked(throttle.credential("192.0.2.1", b"api", b"right"))
+    assert not throttle.locked(throttle.credential("192.0.2.2", b"api", b"wrong"))
     now[0] = 61.0  # the first failure left the window
-    assert not throttle.blocked("192.0.2.1")
-    now[0] = 91.0
-    assert not throttle.blocked("192.0.2.1") and throttle._failures == {}
+    assert not throttle.locked(wrong)
+
+
+def test_auth_tarpit_doubles_up_to_its_cap_and_spares_known_good_credentials() -> None:
+    now = [0.0]
+    throttle = _throttle(now)
+    good = throttle.credential("192.0.2.1", b"api", b"right")
+    throttle.succeeded(good)
+    fresh = throttle.credential("192.0.2.1", b"api", b"other")
+    delays = []
+    for n in range(7):
+        throttle.failed("192.0.2.1", throttle.credential("192.0.2.1", b"api", str(n).encode()))
+        delays.append(throttle.delay("192.0.2.1", fresh))
+    assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert throttle.delay("192.0.2.1", good) == 0.0
+    assert throttle.delay("192.0.2.9", throttle.credential("192.0.2.9", b"api", b"x")) == 0.0
+
+
+def test_one_client_repeating_its_wrong_password_locks_itself_and_slows_nobody() -> None:
+    throttle = _throttle([0.0], tarpit_after=2)
+    wrong = throttle.credential("192.0.2.1", b"api", b"old-token")
+    for _ in range(20):
+        throttle.failed("192.0.2.1", wrong)
+    assert throttle.locked(wrong)
+    neighbour = throttle.credential("192.0.2.1", b"api", b"new-login")
+    assert throttle.delay("192.0.2.1", neighbour) == 0.0
+
+
+def test_ipv6_clients_count_by_their_64() -> None:
+    throttle = _throttle([0.0], tarpit_after=1)
+    throttle.failed("2001:db8:1:2::1", throttle.credential("2001:db8:1:2::1", b"a", b"b"))
+    neighbour = throttle.credential("2001:db8:1:2::ffff", b"a", b"c")
+    assert throttle.delay("2001:db8:1:2::ffff", neighbour) == 1.0
+    assert throttle.delay("2001:db8:1:3::1", neighbour) == 0.0
 
 
 def test_auth_throttle_memory_is_bounded() -> None:
-    throttle = AuthThrottle(1, 60.0, clock=lambda: 0.0, max_addresses=3)
+    throttle = AuthThrottle(
+        max_failures=1,
+        window=60.0,
+        failure_delay=0.0,
+        tarpit_after=1,
+        max_delay=0.0,
+        clock=lambda: 0.0,
+        max_keys=3,
+    )
     for n in range(10):
-        throttle.failed(f"192.0.2.{n}")
-    assert len(throttle._failures) <= 3 and throttle.blocked("192.0.2.9")
+        address = f"192.0.2.{n}"
+        throttle.failed(address, throttle.credential(address, b"api", b"x"))
+    assert len(throttle._by_address) <= 3 and len(throttle._by_pair) <= 3
+    assert throttle.locked(throttle.credential("192.0.2.9", b"api", b"x"))

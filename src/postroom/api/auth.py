@@ -22,9 +22,11 @@ def presented_token(request: Request) -> str | None:
 
 
 async def principal(request: Request) -> Principal:
-    """FastAPI dependency: the authenticated caller (401 if none), within its rate limits."""
+    """FastAPI dependency: the authenticated caller (401 if none; 429 once its address has
+    failed too often, services/auth.py), within its rate limits."""
     authenticator: Authenticator = request.app.state.authenticator
-    found = await authenticator.authenticate(presented_token(request))
+    client = request.client.host if request.client is not None else ""
+    found = await authenticator.authenticate(presented_token(request), client)
     request.state.principal = found
     _count_request(request, found)
     return found

@@ -19,6 +19,7 @@ from postroom.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    StoreUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -26,6 +27,10 @@ from postroom.services.idempotency import KeyReused
 from postroom.services.ratelimit import RateLimited
 
 log = logging.getLogger("postroom.api")
+
+# What a client is told to wait while the database is unreachable: a PostgreSQL restart
+# or fail-over takes seconds.
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 def is_sending_path(path: str) -> bool:
@@ -60,6 +65,8 @@ async def on_rate_limited(request: Request, exc: Exception) -> Response:
     # What mailtrap.io sends (informational: no SDK reads them).
     response.headers["X-Ratelimit-Limit"] = str(exc.limit)
     response.headers["X-Ratelimit-Remaining"] = "0"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -117,6 +124,16 @@ async def on_http(request: Request, exc: Exception) -> Response:
     return _respond(request, exc.status_code, [text], text)
 
 
+async def on_unavailable(request: Request, exc: Exception) -> Response:
+    # Logged once per outage by storage/db.py, not here per request.
+    if is_sending_path(request.url.path):
+        response = sending_error(503, ["Service temporarily unavailable"])
+    else:
+        response = json_response({"errors": "Service temporarily unavailable"}, 503)
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return response
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     if is_sending_path(request.url.path):
@@ -134,6 +151,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)
+    app.add_exception_handler(StoreUnavailable, on_unavailable)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

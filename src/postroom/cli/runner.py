@@ -4,25 +4,30 @@ Three uvicorn servers (transactional, bulk and tracking listeners), the SMTP
 submission listeners, the inbound SMTP listener for bounces, the delivery worker and the
 scheduler share the loop. Signals are handled here, once, for all of them: uvicorn's
 own handlers would let only the last server installed hear SIGINT/SIGTERM.
+
+Before anything listens, the soft open-file limit is raised to the hard one and every
+listener gets its connection gate, with caps that fit under that limit
+(``net/budget.py``), so that no listener can take another's file descriptors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Generator
 from typing import Any
 
 import uvicorn
 
 from postroom.api.app import create_app
+from postroom.api.listener import HttpListener
 from postroom.api.tracking import create_tracking_app
 from postroom.domain.streams import Stream
 from postroom.inbound import listener
 from postroom.mta import listen
+from postroom.net import budget
+from postroom.net.gate import ConnectionGate
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
@@ -32,14 +37,6 @@ from postroom.workers.scheduler import Scheduler
 log = logging.getLogger("postroom.serve")
 
 SHUTDOWN_GRACE_SECONDS = 3
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the runner."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class PortInUse(OSError):
@@ -68,16 +65,21 @@ def bind(host: str, port: int, flag: str) -> socket.socket:
 
 
 def _server(
-    services: Services, stream: Stream, port: int, auth: Authenticator, worker: DeliveryWorker
-) -> _Server:
+    services: Services,
+    stream: Stream,
+    port: int,
+    auth: Authenticator,
+    worker: DeliveryWorker,
+    gate: ConnectionGate,
+) -> HttpListener:
     app = create_app(services, stream, auth)
     # /metrics (on the transactional app) reports the worker's open SMTP connections.
     app.state.smtp_connections = worker.open_connections
-    return _http(services, app, port)
+    return _http(services, app, port, gate)
 
 
-def _http(services: Services, app: Any, port: int) -> _Server:
-    """A uvicorn server for ``app`` on ``port`` (HTTPS with the server's certificate)."""
+def _http(services: Services, app: Any, port: int, gate: ConnectionGate) -> HttpListener:
+    """A gated uvicorn server for ``app`` on ``port`` (HTTPS with the server's certificate)."""
     cfg = services.settings.server
     ssl: dict[str, Any] = {}
     if cfg.tls_cert and cfg.tls_key:
@@ -95,7 +97,13 @@ def _http(services: Services, app: Any, port: int) -> _Server:
         lifespan="off",
         **ssl,
     )
-    return _Server(config)
+    limits = services.settings.connections
+    return HttpListener(
+        config,
+        gate,
+        header_timeout=limits.http_header_timeout,
+        handshake_timeout=limits.tls_handshake_timeout,
+    )
 
 
 async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
@@ -105,16 +113,18 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     (see :func:`bind`).
     """
     cfg = services.settings.server
+    gates = budget.gates_for(services.settings, budget.raise_open_files())
     auth = Authenticator(services)
     worker = DeliveryWorker(services)
     servers = [
-        _server(services, Stream.TRANSACTIONAL, cfg.port, auth, worker),
-        _server(services, Stream.BULK, cfg.bulk_port, auth, worker),
+        _server(services, Stream.TRANSACTIONAL, cfg.port, auth, worker, gates[cfg.port]),
+        _server(services, Stream.BULK, cfg.bulk_port, auth, worker, gates[cfg.bulk_port]),
     ]
     tracking_port = services.settings.tracking.port
     if tracking_port and tracking_port in sockets:
-        servers.append(_http(services, create_tracking_app(services), tracking_port))
-    submission = await start_listeners(services, sockets, auth)
+        tracking = create_tracking_app(services)
+        servers.append(_http(services, tracking, tracking_port, gates[tracking_port]))
+    submission = await start_listeners(services, sockets, auth, gates)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,7 +138,7 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     inbound_port = services.settings.bounces.inbound_port
     inbound = None
     if services.settings.bounces.inbound_enabled and inbound_port in sockets:
-        inbound = await listener.start(services, sockets[inbound_port])
+        inbound = await listener.start(services, sockets[inbound_port], gates[inbound_port])
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     stop.set()

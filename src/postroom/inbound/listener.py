@@ -17,13 +17,18 @@ accepted mail is parsed and dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postroom.domain.rawmail import Unacceptable, check_raw
+from postroom.errors import StoreUnavailable
 from postroom.mta import listen
+from postroom.net import budget
+from postroom.net.acceptor import Acceptor
+from postroom.net.gate import ConnectionGate, Slot
 from postroom.services import Services, bounces, hits
 
 log = logging.getLogger("postroom.inbound")
@@ -81,8 +86,9 @@ class InboundHandler:
             return exc.reply
         try:
             result = await bounces.process(self.services, list(envelope.rcpt_tos), raw)
-        except Exception:
-            log.exception("inbound message from %s not processed", envelope.mail_from)
+        except Exception as error:
+            if not isinstance(error, StoreUnavailable):  # that one is logged once by storage
+                log.exception("inbound message from %s not processed", envelope.mail_from)
             return "451 4.3.0 Temporary processing failure, try again later"
         log.info(
             "inbound %s for delivery %s: events %s, %d suppression(s)",
@@ -94,11 +100,15 @@ class InboundHandler:
         return "250 2.0.0 OK"
 
 
-def smtp_factory(services: Services) -> SMTP:
-    """One SMTP protocol instance per connection."""
+def smtp_factory(services: Services, slot: Slot) -> SMTP:
+    """One SMTP protocol instance per admitted connection."""
     cfg = services.settings.bounces
-    return SMTP(
+    return listen.GuardedSMTP(
         InboundHandler(services),
+        slot=slot,
+        limits=services.settings.connections,
+        idle_timeout=cfg.inbound_idle_timeout,
+        session_timeout=cfg.inbound_session_timeout,
         data_size_limit=cfg.max_message_bytes,
         hostname=services.settings.domains.mail_host,
         ident="Postroom inbound",
@@ -107,7 +117,12 @@ def smtp_factory(services: Services) -> SMTP:
     )
 
 
-async def start(services: Services, sock: socket.socket) -> asyncio.Server:
-    """Serve the inbound listener on an already bound socket until closed."""
-    [server] = await listen.start([listen.Listener(lambda: smtp_factory(services), sock)])
+async def start(
+    services: Services, sock: socket.socket, gate: ConnectionGate | None = None
+) -> Acceptor:
+    """Serve the inbound listener on an already bound socket until closed, behind ``gate``
+    (by default one with the ``connections.inbound`` caps)."""
+    gate = gate or budget.inbound_gate(services.settings)
+    factory = functools.partial(smtp_factory, services)
+    [server] = await listen.start([listen.Listener(factory, sock, gate)])
     return server

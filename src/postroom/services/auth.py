@@ -1,7 +1,15 @@
 """Authenticate API tokens: look up by key id, compare the secret's hash in constant time.
 
-Successful lookups are cached for a few seconds so the hot send path does not hit the
-database on every request; a revoked token stops working within ``CACHE_SECONDS``.
+Lookups are cached for a few seconds either way: a token that authenticated, so the hot
+send path does not hit the database on every request (a revoked token stops working
+within ``CACHE_SECONDS``), and a token that did not, so a client repeating a wrong token
+costs one read, not one per request. Both caches are bounded, so random tokens cannot
+grow memory.
+
+Failed authentications are counted per client address (``ratelimits.failed_auth``):
+past the limit, a client's tokens are answered 429 without a lookup, except a token that
+authenticated (from anywhere) in the last ``KNOWN_GOOD_SECONDS``, so a correct token
+keeps working for everyone behind the same address while a guesser there is stopped.
 """
 
 from __future__ import annotations
@@ -12,11 +20,15 @@ from sqlalchemy.engine import Connection
 
 from postroom.domain import tokens
 from postroom.errors import Forbidden, Unauthorized
+from postroom.net.clients import client_key
 from postroom.services import Services
 from postroom.services.cache import TtlCache
+from postroom.services.ratelimit import FailureThrottle, RateLimited
 from postroom.storage.repos import accounts as repo
 
 CACHE_SECONDS = 10.0
+KNOWN_GOOD_SECONDS = 3600.0
+CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +50,47 @@ class Principal:
 
 
 class Authenticator:
-    """Turns a presented token into a Principal, or raises Unauthorized."""
+    """Turns a presented token into a Principal, or raises Unauthorized (or RateLimited)."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._cache: TtlCache[str, Principal] = TtlCache(CACHE_SECONDS)
+        self._cache: TtlCache[str, Principal] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
+        self._refused: TtlCache[str, bool] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
+        self._known_good: TtlCache[str, bool] = TtlCache(
+            KNOWN_GOOD_SECONDS, max_entries=CACHE_ENTRIES
+        )
+        self._failures = FailureThrottle(services.settings.ratelimits.failed_auth)
 
-    async def authenticate(self, presented: str | None) -> Principal:
-        parts = tokens.split(presented or "")
-        if parts is None:
-            raise Unauthorized()
+    async def authenticate(self, presented: str | None, client: str | None = None) -> Principal:
+        """The principal of ``presented``; ``client`` (an address) counts failures."""
         cache_key = tokens.hash_secret(presented or "").hex()
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        principal = await self._services.db.read(lambda conn: self._lookup(conn, parts))
+        key = client_key(client) if client is not None else None
+        if key is not None and not self._known_good.get(cache_key):
+            wait = self._failures.blocked(key)
+            if wait is not None:
+                raise RateLimited(self._failures.limit, retry_after=wait)
+        try:
+            principal = await self._lookup_cached(presented or "", cache_key)
+        except Unauthorized:
+            if key is not None:
+                self._failures.failed(key)
+            raise
         self._cache.put(cache_key, principal)
+        self._known_good.put(cache_key, True)
         return principal
+
+    async def _lookup_cached(self, presented: str, cache_key: str) -> Principal:
+        parts = tokens.split(presented)
+        if parts is None or self._refused.get(cache_key):
+            raise Unauthorized()
+        try:
+            return await self._services.db.read(lambda conn: self._lookup(conn, parts))
+        except Unauthorized:
+            self._refused.put(cache_key, True)
+            raise
 
     def _lookup(self, conn: Connection, parts: tokens.TokenParts) -> Principal:
         row = repo.token_by_key_id(conn, parts.key_id)

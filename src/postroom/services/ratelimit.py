@@ -15,6 +15,8 @@ scale-out answer (DESIGN.md) and is not wired yet.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -26,11 +28,13 @@ from postroom.errors import PostroomError
 
 
 class RateLimited(PostroomError):
-    """A limit was reached; ``limit`` is its size (for X-Ratelimit-Limit)."""
+    """A limit was reached; ``limit`` is its size (for X-Ratelimit-Limit), ``retry_after``
+    the seconds until it lets a request through again, when known (for Retry-After)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, retry_after: int | None = None) -> None:
         super().__init__("Rate limit exceeded")
         self.limit = limit
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +72,31 @@ class RateLimiter:
             raise RateLimited(item.amount)
         stats = self._window.get_window_stats(item, name, key)
         return Verdict(item.amount, max(0, stats.remaining))
+
+
+class FailureThrottle:
+    """Failures per client (failed authentications), counted in a moving window.
+
+    Unlike :class:`RateLimiter` it counts only what failed, and it is asked before the
+    work rather than counting it: :meth:`blocked` says whether (and for how long) the
+    client has used up its failures.
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self._item = parse(spec) if spec else None
+        self._window = MovingWindowRateLimiter(MemoryStorage())
+
+    def blocked(self, client: str) -> int | None:
+        """Seconds until ``client`` may fail again, or None while it may."""
+        if self._item is None or self._window.test(self._item, "failures", client):
+            return None
+        stats = self._window.get_window_stats(self._item, "failures", client)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    def failed(self, client: str) -> None:
+        if self._item is not None:
+            self._window.hit(self._item, "failures", client)
+
+    @property
+    def limit(self) -> int:
+        return self._item.amount if self._item is not None else 0

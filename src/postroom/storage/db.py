@@ -8,12 +8,20 @@ defaults (``synchronous_commit=on``); startup refuses a server that would lose c
 All writes of one process go through a single :class:`~postroom.storage.writer.Writer`
 thread that folds concurrent transactions into group commits; reads run on pooled
 connections in worker threads.
+
+When the database cannot be reached (PostgreSQL restarting, the network down, SQLite
+locked past its busy timeout), every read and write raises
+:class:`~postroom.errors.StoreUnavailable`, which the entry points answer as a temporary
+failure (API 503, SMTP 451). The outage is logged once when it begins and once when an
+operation succeeds again, not per request; the pool reconnects by itself
+(``pool_pre_ping``), so recovery needs nothing from anyone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,10 +29,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
+from postroom.errors import StoreUnavailable
+from postroom.storage.availability import Availability, is_unavailable
 from postroom.storage.datadir import private_sqlite
 from postroom.storage.writer import Writer
 
 T = TypeVar("T")
+
+# Seconds libpq may spend connecting to PostgreSQL (TCP and startup): an address that
+# drops packets would otherwise hold a worker thread for the kernel's SYN timeout (~2 min).
+PG_CONNECT_TIMEOUT = 5
 
 
 class NonDurableDatabase(RuntimeError):
@@ -49,7 +63,10 @@ def make_engine(url: str) -> Engine:
         if database and database != ":memory:" and not parsed.query.get("uri"):
             private_sqlite(Path(database))
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=timeout
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -95,6 +112,19 @@ class Database:
     def __init__(self, engine: Engine, *, commit_batch_max: int = 256) -> None:
         self.engine = engine
         self.writer = Writer(engine, max_batch=commit_batch_max)
+        self.availability = Availability()
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn "cannot reach the database" into StoreUnavailable, and note recoveries."""
+        try:
+            yield
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            self.availability.failed(error)
+            raise StoreUnavailable(str(error)) from error
+        self.availability.succeeded()
 
     @classmethod
     def from_url(cls, url: str, *, commit_batch_max: int = 256) -> Database:
@@ -106,24 +136,27 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in a write transaction; returns once the transaction has committed."""
-        return await self.writer.submit(fn)
+        with self._reachable():
+            return await self.writer.submit(fn)
 
     async def write_many(
         self, many: Callable[[Connection, list[Any]], list[Any]], item: Any
     ) -> Any:
         """Like :meth:`write`, but ``many`` handles every item queued alongside in one call."""
-        return await self.writer.submit_many(many, item)
+        with self._reachable():
+            return await self.writer.submit_many(many, item)
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in its own write transaction from synchronous code (CLI, tests)."""
-        return self.writer.run_now(fn)
+        with self._reachable():
+            return self.writer.run_now(fn)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a read connection in a worker thread."""
         return await asyncio.to_thread(self.read_sync, fn)
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn:
+        with self._reachable(), self.engine.connect() as conn:
             result = fn(conn)
             conn.rollback()
             return result

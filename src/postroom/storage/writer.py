@@ -16,6 +16,8 @@ concurrent acceptances become one multi-row INSERT per table rather than sixty s
 If any function in a batch raises, the batch is rolled back and each job is re-run in a
 transaction of its own, so one bad request cannot fail its neighbours. Functions must
 therefore be safe to run twice after a rollback (they are plain inserts and updates).
+When the batch failed because the database cannot be reached, every job gets that error
+at once instead (storage/availability.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
+
+from postroom.storage.availability import is_unavailable
 
 T = TypeVar("T")
 log = logging.getLogger("postroom.storage")
@@ -122,7 +126,13 @@ class Writer:
             try:
                 with self._begin() as conn:
                     results = _run_batch(conn, batch)
-            except Exception:
+            except Exception as error:
+                if is_unavailable(error):
+                    # Nobody's fault, and replaying each job would try the database once
+                    # per job: every caller gets the same temporary failure at once.
+                    for job in batch:
+                        _resolve(job, None, error)
+                    return
                 if len(batch) == 1:
                     self._settle_one(batch[0])
                     return

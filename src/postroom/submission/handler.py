@@ -28,6 +28,7 @@ from postroom.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    StoreUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -43,9 +44,11 @@ API_USER = "api"
 # Messages larger than this are parsed off the event loop.
 _PARSE_INLINE_BYTES = 64 * 1024
 
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure; try again later"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
-AUTH_THROTTLED = "454 4.7.0 Too many failed logins from your address; try again later"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure; try again later"
+AUTH_LOCKED = "454 4.7.0 These credentials failed too often from your address; try again later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,6 @@ class SubmissionHandler:
     # --- AUTH ---------------------------------------------------------------------------
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        if await self._throttled(server):
-            return AuthResult(success=False, handled=True)
         blob: object
         if len(args) == 1:
             blob = await server.challenge_auth("")
@@ -99,8 +100,6 @@ class SubmissionHandler:
         return await self._login(server, parts[1], parts[2])
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
-        if await self._throttled(server):
-            return AuthResult(success=False, handled=True)
         user: object
         if len(args) == 1:
             user = await server.challenge_auth(server.AuthLoginUsernameChallenge)
@@ -116,17 +115,25 @@ class SubmissionHandler:
             return AuthResult(success=False, handled=True)
         return await self._login(server, user, password)
 
-    async def _throttled(self, server: SMTP) -> bool:
-        if self.throttle.blocked(_client_ip(server.session)):
-            await server.push(AUTH_THROTTLED)
-            return True
-        return False
-
     async def _login(self, server: SMTP, user: bytes, password: bytes) -> AuthResult:
-        login = await self._check(user, password)
+        """Check credentials under the throttle's policy (submission/throttle.py)."""
+        address = _client_ip(server.session)
+        credential = self.throttle.credential(address, user, password)
+        tarpit = self.throttle.delay(address, credential)
+        if tarpit:
+            await asyncio.sleep(tarpit)
+        locked = self.throttle.locked(credential)
+        try:
+            login = None if locked else await self._check(user, password)
+        except StoreUnavailable:  # not the client's failure: not counted
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
         if login is None:
-            self.throttle.failed(_client_ip(server.session))
-            return AuthResult(success=False, handled=False, message=AUTH_INVALID)
+            self.throttle.failed(address, credential)
+            await asyncio.sleep(self.throttle.failure_delay)
+            return AuthResult(
+                success=False, handled=False, message=AUTH_LOCKED if locked else AUTH_INVALID
+            )
+        self.throttle.succeeded(credential)
         return AuthResult(success=True, auth_data=login, message=AUTH_OK)
 
     async def _check(self, user: bytes, password: bytes) -> Login | None:
@@ -189,8 +196,11 @@ class SubmissionHandler:
         if not isinstance(login, Login):  # aiosmtpd refuses DATA before AUTH; be sure
             return "530 5.7.0 Authentication required"
         # Tokens are cached for a few seconds (services/auth.py), so this is cheap.
-        if await self._check(login.user, login.password) != login:
-            return "535 5.7.8 Authentication credentials no longer valid"
+        try:
+            if await self._check(login.user, login.password) != login:
+                return "535 5.7.8 Authentication credentials no longer valid"
+        except StoreUnavailable:
+            return TEMPORARY_FAILURE
         raw = envelope.original_content
         assert isinstance(raw, bytes)
         limits = self.services.settings.limits
@@ -222,10 +232,12 @@ class SubmissionHandler:
             return "550 5.7.1 The From domain is not a verified sending domain of this account"
         except NotFound:
             return "550 5.7.1 The inbox of these credentials no longer exists"
+        except StoreUnavailable:  # logged once per outage by storage
+            return TEMPORARY_FAILURE
         except Exception:
             # Not committed, so not acknowledged: the client keeps the message and retries.
             log.exception("submission from %s failed", _client_ip(session))
-            return "451 4.3.0 Temporary failure; try again later"
+            return TEMPORARY_FAILURE
         return f"250 2.0.0 Ok: queued as {ids[0]}"
 
     async def handle_exception(self, error: Exception) -> str:

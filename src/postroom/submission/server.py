@@ -8,7 +8,9 @@ by CRLF.CRLF) it adds:
   implicit-TLS port); ``allow_plaintext_loopback`` lifts that for loopback clients only.
   On a STARTTLS port with a certificate, nothing but EHLO/NOOP/QUIT/STARTTLS is accepted
   in plaintext. MAIL, RCPT and DATA need AUTH (never an open relay).
-* a limit on commands before AUTH, a session time limit, and line length (``max_line_octets``).
+* a limit on commands before AUTH and on line length (``max_line_octets``); the idle and
+  session time limits, junk-command caps and connection caps are every listener's
+  (:class:`postroom.mta.listen.GuardedSMTP`, ``net/gate.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
-
-from postroom.config import SubmissionSettings
+from postroom.config import ConnectionSettings, SubmissionSettings
 from postroom.domain.streams import Stream
 from postroom.mta import listen
+from postroom.net import budget
+from postroom.net.acceptor import Acceptor
+from postroom.net.gate import ConnectionGate, Slot
 from postroom.services import Services
 from postroom.services.auth import Authenticator
 from postroom.submission.handler import SubmissionHandler
@@ -37,7 +40,6 @@ log = logging.getLogger("postroom.submission")
 
 IDENT = "Postroom ESMTP"
 TOO_MANY_COMMANDS = b"421 4.7.0 Too many commands before authentication; closing\r\n"
-SESSION_EXPIRED = b"421 4.4.2 Session time limit reached; closing\r\n"
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -48,14 +50,16 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-class SubmissionSMTP(SMTP):
+class SubmissionSMTP(listen.GuardedSMTP):
     """One submission session."""
 
     def __init__(
         self,
         handler: SubmissionHandler,
+        slot: Slot,
         *,
         config: SubmissionSettings,
+        limits: ConnectionSettings,
         context: ssl.SSLContext | None,
         implicit_tls: bool,
         hostname: str,
@@ -66,9 +70,12 @@ class SubmissionSMTP(SMTP):
         self.line_length_limit = config.max_line_octets + 1
         self._config = config
         self._pre_auth_commands = 0
-        self._session_timer: asyncio.TimerHandle | None = None
         super().__init__(
             handler,
+            slot=slot,
+            limits=limits,
+            idle_timeout=config.idle_timeout,
+            session_timeout=config.session_timeout,
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,
             decode_data=False,
@@ -76,7 +83,6 @@ class SubmissionSMTP(SMTP):
             ident=IDENT,
             tls_context=None if implicit_tls else context,
             require_starttls=not implicit_tls and context is not None,
-            timeout=config.idle_timeout,
             auth_required=True,
             auth_require_tls=True,
             loop=loop,
@@ -96,20 +102,7 @@ class SubmissionSMTP(SMTP):
             self._auth_require_tls = not (encrypted or loopback)
             if loopback:
                 self.require_starttls = False
-            self._session_timer = self.loop.call_later(
-                self._config.session_timeout, self._session_expired
-            )
         super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._session_timer is not None:
-            self._session_timer.cancel()
-        super().connection_lost(error)
-
-    def _session_expired(self) -> None:
-        if self.transport is not None:
-            self._writer.write(SESSION_EXPIRED)
-            self.transport.close()
 
     def _counted(
         self, method: Callable[[str | None], Awaitable[None]]
@@ -143,8 +136,10 @@ async def start_listeners(
     services: Services,
     sockets: dict[int, socket.socket],
     authenticator: Authenticator,
-) -> list[asyncio.Server]:
-    """Start every configured submission listener on its already bound socket.
+    gates: dict[int, ConnectionGate] | None = None,
+) -> list[Acceptor]:
+    """Start every configured submission listener on its already bound socket, behind its
+    gate (``gates`` by port; by default each listener's caps from the settings).
 
     Implicit-TLS listeners need a certificate (``Settings.smtp_tls_files``); without one
     they are skipped.
@@ -160,7 +155,8 @@ async def start_listeners(
             "client can send over SMTP"
         )
     hostname = config.hostname or settings.domains.mail_host
-    throttle = AuthThrottle(config.auth_failures, config.auth_failure_window)
+    throttle = AuthThrottle.from_settings(config)
+    gates = gates if gates is not None else budget.gates_for(settings)
     loop = asyncio.get_running_loop()
     listeners = []
     for stream_name, port, implicit in config.listeners():
@@ -171,11 +167,20 @@ async def start_listeners(
             SubmissionSMTP,
             handler,
             config=config,
+            limits=settings.connections,
             context=context,
             implicit_tls=implicit,
             hostname=hostname,
             data_size_limit=settings.limits.max_message_bytes,
             loop=loop,
         )
-        listeners.append(listen.Listener(factory, sockets[port], context if implicit else None))
+        listeners.append(
+            listen.Listener(
+                factory,
+                sockets[port],
+                gates[port],
+                context if implicit else None,
+                settings.connections.tls_handshake_timeout,
+            )
+        )
     return await listen.start(listeners)

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.config import DeliveryMode
+from postroom.errors import StoreUnavailable
 from postroom.mta.deliver import MxEngine
 from postroom.queue import leases
 from postroom.sandbox import deliver as sandbox_delivery
@@ -62,6 +63,8 @@ class DeliveryWorker:
         while not stop.is_set():
             try:
                 done = await self.run_once()
+            except StoreUnavailable:  # logged once per outage by storage
+                done = 0
             except Exception:
                 log.exception("delivery round failed; retrying")
                 done = 0

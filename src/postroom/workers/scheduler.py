@@ -14,6 +14,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from postroom.errors import StoreUnavailable
 from postroom.queue import leases
 from postroom.services import (
     Services,
@@ -99,6 +100,8 @@ class Scheduler:
         for job in JOBS:
             try:
                 await job(self.services)
+            except StoreUnavailable:  # logged once per outage by storage
+                return
             except Exception:
                 log.exception("scheduler job %s failed", job.__name__)
 
