@@ -53,6 +53,7 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
+        contacts,
         domains,
         email_logs,
         insights,
@@ -74,6 +75,7 @@ def _routers() -> list[Any]:
         stats,
         insights,
         tracking_opt_outs,
+        contacts,
     ]
 
 

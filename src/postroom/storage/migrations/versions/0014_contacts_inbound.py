@@ -6,6 +6,8 @@ Revises: 0010
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,7 +25,7 @@ def _id() -> sa.Column[int]:
     return sa.Column("id", _BIG_ID, autoincrement=True, nullable=False)
 
 
-def _account(table: str) -> list[sa.SchemaItem]:
+def _account(table: str) -> list[Any]:
     return [
         sa.Column("account_id", _BIG_ID, nullable=False),
         sa.ForeignKeyConstraint(
