@@ -56,6 +56,7 @@ def _routers() -> list[Any]:
         contacts,
         domains,
         email_logs,
+        inbound,
         insights,
         sandbox,
         stats,
@@ -76,6 +77,7 @@ def _routers() -> list[Any]:
         insights,
         tracking_opt_outs,
         contacts,
+        inbound,
     ]
 
 
