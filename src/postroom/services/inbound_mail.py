@@ -37,6 +37,9 @@ from postroom.storage.repos import inbound_mail as repo
 from postroom.storage.repos import messages as message_repo
 
 NAME_MAX = 100
+# Inboxes answer a ``domain_id`` (the Python SDK requires it); the installation has one
+# inbound domain, which is this one.
+INBOUND_DOMAIN_ID = 1
 PAGE_SIZE = 50
 _SLUG = re.compile(r"[^a-z0-9]+")
 

@@ -48,6 +48,8 @@ def inbox_json(services: Services, row: dict[str, Any]) -> dict[str, Any]:
         "id": int(row["id"]),
         "name": row["name"],
         "address": inbound_mail.address_of(services, row),
+        # The installation has one inbound domain; the Python SDK requires its id.
+        "domain_id": inbound_mail.INBOUND_DOMAIN_ID,
         "folder_id": int(row["folder_id"]),
         "mx": inbound_mail.mx_instructions(services),
     }
