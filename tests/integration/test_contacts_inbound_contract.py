@@ -14,6 +14,7 @@ import jsonschema_rs
 import yaml
 from starlette.testclient import TestClient
 from test_domains_api import tenant
+from test_inbound_mail import _message, _send
 
 from postroom.services import Services
 from postroom.services.accounts import Bootstrap
@@ -253,3 +254,87 @@ def test_every_contacts_operation_answers_in_the_spec_shapes(
         if m in ("get", "post", "patch", "delete")
     }
     assert declared - operations == set()
+
+
+# --- inbound ------------------------------------------------------------------------------
+
+
+def test_every_inbound_operation_answers_in_the_spec_shapes(
+    client: TestClient, boot: Bootstrap, services: Services
+) -> None:
+    services.settings.inbound.check_authentication = False  # no DNS here: shapes only
+    c = Contract(client, "inbound")
+    for n, prefix in enumerate(_families(boot)):
+        base = f"{prefix}/inbound"
+        folder = c.call(
+            "POST", "/api/inbound/folders", f"{base}/folders", status=201, json={"name": f"F{n}"}
+        )
+        c.call("POST", "/api/inbound/folders", f"{base}/folders", status=422, json={"name": ""})
+        c.call("GET", "/api/inbound/folders", f"{base}/folders", status=200)
+        one = "/api/inbound/folders/{folder_id}"
+        fpath = f"{base}/folders/{folder['id']}"
+        c.call("GET", one, fpath, status=200)
+        c.call("GET", one, f"{base}/folders/99999", status=404)
+        c.call("PATCH", one, fpath, status=200, json={"name": f"G{n}"})
+        c.call("PATCH", one, fpath, status=422, json={"name": "x" * 101})
+        c.call("PATCH", one, f"{base}/folders/99999", status=404, json={"name": "x"})
+
+        boxes = "/api/inbound/folders/{folder_id}/inboxes"
+        inbox = c.call("POST", boxes, f"{fpath}/inboxes", status=201, json={"name": "Desk"})
+        c.call("POST", boxes, f"{fpath}/inboxes", status=422, json={"name": ""})
+        c.call("POST", boxes, f"{base}/folders/99999/inboxes", status=404, json={"name": "x"})
+        c.call("GET", boxes, f"{fpath}/inboxes", status=200)
+        c.call("GET", boxes, f"{base}/folders/99999/inboxes", status=404)
+        box = boxes + "/{inbox_id}"
+        ipath = f"{fpath}/inboxes/{inbox['id']}"
+        c.call("GET", box, ipath, status=200)
+        c.call("GET", box, f"{fpath}/inboxes/99999", status=404)
+        c.call("PATCH", box, ipath, status=200, json={"name": "Help"})
+        c.call("PATCH", box, ipath, status=422, json={"name": ""})
+        c.call("PATCH", box, f"{fpath}/inboxes/99999", status=404, json={"name": "x"})
+
+        raw = _message(inbox["address"])
+        assert _send(services, [inbox["address"]], raw)[1] == 250
+        assert (
+            _send(services, [inbox["address"]], _message(inbox["address"], body=_PLAIN))[1] == 250
+        )
+        listing = "/api/inbound/inboxes/{inbox_id}/messages"
+        mpath = f"{base}/inboxes/{inbox['id']}/messages"
+        page = c.call("GET", listing, mpath, status=200)
+        assert page["total_count"] == 2
+        c.call("GET", listing, f"{base}/inboxes/99999/messages", status=404)
+        single = listing + "/{id}"
+        for item in page["data"]:
+            c.call("GET", single, f"{mpath}/{item['id']}", status=200)
+        c.call("GET", single, f"{mpath}/99999", status=404)
+        c.call("DELETE", single, f"{mpath}/{page['data'][0]['id']}", status=204)
+        c.call("DELETE", single, f"{mpath}/{page['data'][0]['id']}", status=404)
+
+        c.call("DELETE", box, ipath, status=204)
+        c.call("DELETE", box, ipath, status=404)
+        c.call("DELETE", one, fpath, status=204)
+        c.call("DELETE", one, fpath, status=404)
+
+    c.call(
+        "GET",
+        "/api/inbound/folders",
+        "/api/inbound/folders",
+        status=401,
+        headers={"Authorization": "Bearer nope"},
+    )
+    reader = {"Authorization": f"Bearer {tenant(services, scopes=('read',))}"}
+    c.call(
+        "POST", "/api/inbound/folders", "/api/inbound/folders", status=403, headers=reader, json={}
+    )
+
+    operations = {(m, p) for m, p, _ in c.checked}
+    declared = {
+        (m.upper(), p)
+        for p, ops in _spec("inbound")["paths"].items()
+        for m in ops
+        if m in ("get", "post", "patch", "delete")
+    }
+    assert declared - operations == set()
+
+
+_PLAIN = "Content-Type: text/plain\r\n\r\nJust text.\r\n"
