@@ -76,6 +76,9 @@ def test_sdk_drives_inbound_and_mail_arrives(
     dns_server.add_txt("sender.example", "v=spf1 ip4:127.0.0.1 -all")
     dns_server.add_txt("_dmarc.sender.example", "v=DMARC1; p=none")
     api = mt.MailtrapClient(token=dns_instance.token).inbound_api
+    # serve says which MX record brings the inboxes' mail.
+    mx = "inbound.mail.postroom.test. IN MX 10 mail.postroom.test."
+    assert mx in dns_instance.server.output()
 
     folder = api.folders.create(CreateInboundFolderParams(name="Support"))
     assert api.folders.get_by_id(folder.id).name == "Support"
