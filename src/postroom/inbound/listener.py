@@ -92,6 +92,9 @@ class InboundHandler:
             if not others or not reply.startswith("250"):
                 return reply
             envelope.rcpt_tos = others  # and the bounce addresses below
+        # The SMTP limit is the larger of the two (SIZE in EHLO); bounces keep their own.
+        if len(raw) > self.services.settings.bounces.max_message_bytes:
+            return "552 5.3.4 Message size exceeds fixed maximum message size"
         unsubscribing = [
             a for a in envelope.rcpt_tos if hits.unsubscribe_address(self.services, a) is not None
         ]
