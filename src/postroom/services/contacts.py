@@ -315,8 +315,10 @@ def statuses(
     conn: Connection, account_id: int, rows: Sequence[Mapping[str, Any]], now: datetime
 ) -> dict[str, str]:
     """Contact id → ``subscribed``/``unsubscribed`` (own choice or any active suppression)."""
-    pairs = [(account_id, str(r["email"])) for r in rows]
-    suppressed = {str(e["email"]) for e in suppression_repo.active_for(conn, pairs, now)}
+    suppressed: set[str] = set()
+    for start in range(0, len(rows), 500):  # bounded IN lists, however large the account
+        pairs = [(account_id, str(r["email"])) for r in rows[start : start + 500]]
+        suppressed |= {str(e["email"]) for e in suppression_repo.active_for(conn, pairs, now)}
     return {
         str(r["id"]): UNSUBSCRIBED if r["unsubscribed"] or r["email"] in suppressed else SUBSCRIBED
         for r in rows
