@@ -687,6 +687,7 @@ class RateLimitSettings(BaseModel):
     )
     stats: str = Field("10/minute", description="Stats API, per account.")
     suppressions: str = Field("10/minute", description="Suppressions API, per account.")
+    contacts: str = Field("200/minute", description="Contacts API (every endpoint), per account.")
     email_logs: str = Field("60/minute", description="Email log list and export, per account.")
     email_log: str = Field("1000/minute", description="One email log, per account.")
     sending: str | None = Field(
