@@ -388,6 +388,38 @@ class BounceSettings(BaseModel):
     )
 
 
+class InboundMailSettings(BaseModel):
+    """Inbound email: inboxes with their own address, received on the inbound listener."""
+
+    domain: str | None = Field(
+        None,
+        description="Domain of inbound inboxes' addresses (<inbox>@<domain>); its MX must "
+        "point at domains.mail_host. Default: inbound.<domains.mail_host>.",
+    )
+    max_message_bytes: int = Field(
+        10 * 1024 * 1024,
+        gt=0,
+        description="Largest message an inbound inbox accepts (552 past it).",
+    )
+    max_messages_per_inbox: int = Field(
+        1000, gt=0, description="Messages kept per inbox; the oldest go when a new one comes."
+    )
+    spam_threshold: float = Field(
+        5.0,
+        description="Spam score (docs/inbound.md's rules) at which a message is refused "
+        "with 550 5.7.1.",
+    )
+    check_authentication: bool = Field(
+        True, description="Check SPF, DKIM and DMARC of received mail (DNS lookups)."
+    )
+    enforce_dmarc_reject: bool = Field(
+        True, description="Refuse mail failing DMARC of a sender domain with p=reject."
+    )
+
+    def inbound_domain(self, mail_host: str) -> str:
+        return (self.domain or f"inbound.{mail_host}").lower()
+
+
 class SubmissionSettings(BaseModel):
     """The SMTP submission listeners: applications send with user ``api`` and a token."""
 
@@ -655,6 +687,7 @@ class RateLimitSettings(BaseModel):
     )
     stats: str = Field("10/minute", description="Stats API, per account.")
     suppressions: str = Field("10/minute", description="Suppressions API, per account.")
+    contacts: str = Field("200/minute", description="Contacts API (every endpoint), per account.")
     email_logs: str = Field("60/minute", description="Email log list and export, per account.")
     email_log: str = Field("1000/minute", description="One email log, per account.")
     sending: str | None = Field(
@@ -766,6 +799,10 @@ class Settings(BaseSettings):
     )
     bounces: BounceSettings = Field(
         default_factory=BounceSettings, description="Bounces, complaints and suppressions."
+    )
+    inbound: InboundMailSettings = Field(
+        default_factory=InboundMailSettings,
+        description="Inbound email inboxes (received on the inbound listener).",
     )
     egress: EgressSettings = Field(default_factory=EgressSettings, description="Outbound HTTP.")
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")

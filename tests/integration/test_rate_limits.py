@@ -41,6 +41,16 @@ def test_stats_allow_ten_a_minute_per_account_then_429(
     assert client.get(f"/api/accounts/{boot.account_id}/sending_domains").status_code == 200
 
 
+def test_contacts_share_one_budget_per_account(
+    client: TestClient, boot: Bootstrap, limited: Services
+) -> None:
+    limited.settings.ratelimits.contacts = "3/minute"
+    limited.rate_limiter = None
+    paths = ["/api/contacts/lists", f"/api/accounts/{boot.account_id}/contacts/fields"] * 2
+    assert [client.get(p).status_code for p in paths] == [200, 200, 200, 429]
+    assert client.get(f"/api/accounts/{boot.account_id}/sending_domains").status_code == 200
+
+
 def test_every_general_endpoint_counts_per_token(
     client: TestClient, boot: Bootstrap, limited: Services
 ) -> None:
@@ -78,6 +88,9 @@ def test_sending_is_unlimited_unless_configured(client: TestClient, limited: Ser
         ("/api/accounts/1/email_logs/export", "email_logs"),
         ("/api/accounts/1/email_logs/0f9d", "email_log"),
         ("/api/accounts/1/sending_domains", None),
+        ("/api/accounts/1/contacts/lists", "contacts"),
+        ("/api/contacts/stats@example.com", "contacts"),
+        ("/api/inbound/folders", None),
     ],
 )
 def test_limit_groups(path: str, group: str | None) -> None:

@@ -53,8 +53,10 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
+        contacts,
         domains,
         email_logs,
+        inbound,
         insights,
         sandbox,
         stats,
@@ -74,6 +76,8 @@ def _routers() -> list[Any]:
         stats,
         insights,
         tracking_opt_outs,
+        contacts,
+        inbound,
     ]
 
 

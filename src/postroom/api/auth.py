@@ -56,6 +56,8 @@ def limit_group(path: str) -> str | None:
             return "stats"
         if part == "suppressions":
             return "suppressions"
+        if part == "contacts":
+            return "contacts"
         if part == "email_logs":
             rest = parts[i + 1 :]
             return "email_log" if rest and rest[0] != "export" else "email_logs"

@@ -28,7 +28,7 @@ from postroom.inbound import listener
 from postroom.mta import listen
 from postroom.net import budget
 from postroom.net.gate import ConnectionGate
-from postroom.services import Services
+from postroom.services import Services, inbound_mail
 from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
 from postroom.workers.delivery import DeliveryWorker
@@ -139,6 +139,8 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
     inbound = None
     if services.settings.bounces.inbound_enabled and inbound_port in sockets:
         inbound = await listener.start(services, sockets[inbound_port], gates[inbound_port])
+        # Inbound inboxes get mail once their domain's MX points here (docs/inbound.md).
+        log.info("inbound inboxes: publish %s", inbound_mail.mx_instructions(services)["text"])
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     stop.set()

@@ -36,6 +36,9 @@ class EventKind(StrEnum):
     # Per-domain health alerts (postroom.services.alerts): no message, no recipient.
     ALERT_RAISED = "alert_raised"
     ALERT_CLEARED = "alert_cleared"
+    # Inbound email (postroom.services.inbound_mail): a message stored in an inbound
+    # inbox; details["inbox_id"] and details["inbound_message_id"]. No delivery.
+    INBOUND_RECEIVED = "inbound_received"
 
     @property
     def payload_name(self) -> str:

@@ -12,6 +12,11 @@ over-long lines, a header section over the limits, or MIME nested past
 ``limits.max_mime_depth`` are refused for good (5xx), never answered 451 to be retried
 for ever. Postroom never relays from here:
 accepted mail is parsed and dropped.
+
+It also receives the mail of inbound inboxes (``<inbox>@<inbound domain>``,
+:mod:`postroom.services.inbound_mail`): held to ``inbound.max_message_bytes`` (552),
+checked (SPF, DKIM, DMARC, spam score; 550 5.7.1 when refused) and stored. A message for
+inboxes and for bounce addresses at once is handled by both.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from postroom.mta import listen
 from postroom.net import budget
 from postroom.net.acceptor import Acceptor
 from postroom.net.gate import ConnectionGate, Slot
-from postroom.services import Services, bounces, hits
+from postroom.services import Services, bounces, hits, inbound_mail
 
 log = logging.getLogger("postroom.inbound")
 _CHECK_INLINE_BYTES = 64 * 1024
@@ -51,18 +56,45 @@ class InboundHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.services.settings.bounces.max_recipients:
             return "452 4.5.3 Too many recipients"
-        if not (
+        if (
             bounces.accepts_recipient(self.services, address)
             or hits.unsubscribe_address(self.services, address) is not None
         ):
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        try:
+            inbox = await inbound_mail.inbox_for_address(self.services, address)
+        except StoreUnavailable:
+            return "451 4.3.0 Temporary processing failure, try again later"
+        if inbox is None:
             return "550 5.1.1 No such recipient here"
+        self._inboxes(envelope)[address] = inbox
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    @staticmethod
+    def _inboxes(envelope: Envelope) -> dict[str, dict[str, object]]:
+        """The inbound inboxes of this envelope's recipients, found at RCPT TO."""
+        found: dict[str, dict[str, object]] | None = getattr(envelope, "postroom_inboxes", None)
+        if found is None:
+            found = {}
+            envelope.postroom_inboxes = found  # type: ignore[attr-defined]
+        return found
 
     async def handle_DATA(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
+        inboxes = self._inboxes(envelope)
+        if inboxes:
+            reply = await self._receive(session, envelope, raw, inboxes)
+            others = [a for a in envelope.rcpt_tos if a not in inboxes]
+            if not others or not reply.startswith("250"):
+                return reply
+            envelope.rcpt_tos = others  # and the bounce addresses below
+        # The SMTP limit is the larger of the two (SIZE in EHLO); bounces keep their own.
+        if len(raw) > self.services.settings.bounces.max_message_bytes:
+            return "552 5.3.4 Message size exceeds fixed maximum message size"
         unsubscribing = [
             a for a in envelope.rcpt_tos if hits.unsubscribe_address(self.services, a) is not None
         ]
@@ -99,6 +131,48 @@ class InboundHandler:
         )
         return "250 2.0.0 OK"
 
+    async def _receive(
+        self,
+        session: Session,
+        envelope: Envelope,
+        raw: bytes,
+        inboxes: dict[str, dict[str, object]],
+    ) -> str:
+        """Mail for inbound inboxes: size, shape, then inbound_mail.receive."""
+        if len(raw) > self.services.settings.inbound.max_message_bytes:
+            return "552 5.3.4 Message too big for this inbox"
+        try:
+            if len(raw) <= _CHECK_INLINE_BYTES:
+                check_raw(raw, self.services.raw_limits())
+            else:
+                await asyncio.to_thread(check_raw, raw, self.services.raw_limits())
+        except Unacceptable as exc:
+            return exc.reply
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        try:
+            received = await inbound_mail.receive(
+                self.services,
+                list(inboxes.values()),
+                raw,
+                client_ip=str(peer),
+                helo=str(session.host_name or ""),
+                mail_from=str(envelope.mail_from or ""),
+            )
+        except inbound_mail.Refused as refused:
+            log.info("inbound mail from %s refused: %s", envelope.mail_from, refused.reply)
+            return refused.reply
+        except Exception as error:
+            if not isinstance(error, StoreUnavailable):
+                log.exception("inbound mail from %s not stored", envelope.mail_from)
+            return "451 4.3.0 Temporary processing failure, try again later"
+        log.info(
+            "inbound mail from %s stored as %s (spam score %s)",
+            envelope.mail_from,
+            ",".join(map(str, received.message_ids)),
+            received.spam_score,
+        )
+        return "250 2.0.0 OK"
+
 
 def smtp_factory(services: Services, slot: Slot) -> SMTP:
     """One SMTP protocol instance per admitted connection."""
@@ -109,7 +183,8 @@ def smtp_factory(services: Services, slot: Slot) -> SMTP:
         limits=services.settings.connections,
         idle_timeout=cfg.inbound_idle_timeout,
         session_timeout=cfg.inbound_session_timeout,
-        data_size_limit=cfg.max_message_bytes,
+        # The larger of the two limits; mail for inboxes is held to its own after DATA.
+        data_size_limit=max(cfg.max_message_bytes, services.settings.inbound.max_message_bytes),
         hostname=services.settings.domains.mail_host,
         ident="Postroom inbound",
         # Bounces arrive from anywhere with MAIL FROM:<>; SMTPUTF8 for i18n reports.

@@ -38,7 +38,15 @@ from postroom.domain.submitted import complete_message
 from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains, idempotency, modes, suppressions, templates
+from postroom.services import (
+    Services,
+    contacts,
+    domains,
+    idempotency,
+    modes,
+    suppressions,
+    templates,
+)
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -392,6 +400,7 @@ def _reject_suppressed(
     if not candidates:
         return
     found = suppressions.screen(conn, candidates, now)
+    found.update(_unsubscribed_contacts(conn, candidates, found))
     if not found:
         return
     for p in ready:
@@ -414,6 +423,22 @@ def _reject_suppressed(
                     now,
                 )
             )
+
+
+def _unsubscribed_contacts(
+    conn: Connection, candidates: list[tuple[dict[str, Any], str]], found: dict[str, str]
+) -> dict[str, str]:
+    """Bulk-stream deliveries to contacts who unsubscribed (postroom.services.contacts)."""
+    bulk = [d for d, _ in candidates if d["stream"] == Stream.BULK and str(d["id"]) not in found]
+    if not bulk:
+        return {}
+    keys = {(int(d["account_id"]), contacts.normal_email(str(d["recipient"]))): d for d in bulk}
+    gone = contacts.unsubscribed_among(conn, keys)
+    return {
+        str(d["id"]): contacts.CONTACT_UNSUBSCRIBED
+        for d in bulk
+        if (int(d["account_id"]), contacts.normal_email(str(d["recipient"]))) in gone
+    }
 
 
 def _outcomes(

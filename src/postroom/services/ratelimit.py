@@ -1,11 +1,11 @@
 """Request rate limits of the API (the contract's §7), counted in moving windows.
 
 The contract's limits: every general-host endpoint 150 requests per 10 s per API token;
-per account, stats 10/min, suppressions 10/min, the email-log list 60/min and one email
-log 1,000/min. Over a limit the API answers 429. The sending API is not limited by
-default: a self-hosted installation's sending volume is its own to decide (Mailtrap's
-hosted limit would cap it at 15 requests/s), but ``ratelimits.sending`` applies one per
-token when set.
+per account, stats 10/min, suppressions 10/min, contacts 200/min, the email-log list
+60/min and one email log 1,000/min. Over a limit the API answers 429. The sending API
+is not limited by default: a self-hosted installation's sending volume is its own to
+decide (Mailtrap's hosted limit would cap it at 15 requests/s), but
+``ratelimits.sending`` applies one per token when set.
 
 Counters live in this process (the ``limits`` library's moving-window strategy over its
 in-memory storage): with several API processes each counts its own share, so a client
@@ -54,6 +54,7 @@ class RateLimiter:
             "token": settings.per_token,
             "stats": settings.stats,
             "suppressions": settings.suppressions,
+            "contacts": settings.contacts,
             "email_logs": settings.email_logs,
             "email_log": settings.email_log,
             "sending": settings.sending,

@@ -542,3 +542,135 @@ tracking_opt_outs = Table(
     UniqueConstraint("domain_id", "email", name="uq_tracking_opt_outs_domain_email"),
     Index("ix_tracking_opt_outs_account_time", "account_id", "created_at", "id"),
 )
+
+# --- contacts (issue F14; postroom.services.contacts) --------------------------------------
+
+contact_fields = Table(
+    "contact_fields",
+    metadata,
+    # An account's custom fields: contacts' ``fields`` are keyed by ``merge_tag``.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("data_type", String(16), nullable=False),
+    Column("merge_tag", String(80), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    UniqueConstraint("account_id", "merge_tag", name="uq_contact_fields_account_tag"),
+)
+
+contact_lists = Table(
+    "contact_lists",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_contact_lists_account", "account_id", "id"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    # One per (account, address); the address is kept lower-cased. ``unsubscribed`` is
+    # the contact's own choice; suppressions make a contact "unsubscribed" too.
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("unsubscribed", Boolean, nullable=False, default=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    UniqueConstraint("account_id", "email", name="uq_contacts_account_email"),
+)
+
+contact_list_members = Table(
+    "contact_list_members",
+    metadata,
+    Column("list_id", ForeignKey("contact_lists.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_contact_list_members_contact", "contact_id"),
+)
+
+contact_imports = Table(
+    "contact_imports",
+    metadata,
+    # One import job: its progress (rows done of rows given) and outcome counts.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total_count", Integer, nullable=False),
+    Column("processed_count", Integer, nullable=False),
+    Column("created_count", Integer, nullable=False),
+    Column("updated_count", Integer, nullable=False),
+    Column("over_limit_count", Integer, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
+contact_exports = Table(
+    "contact_exports",
+    metadata,
+    # One export: the filters asked for and the CSV made from them.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("filters", JSON, nullable=False),
+    Column("content", Text, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
+contact_events = Table(
+    "contact_events",
+    metadata,
+    # Append-only: what the account told us its contacts did (``UserLogin`` and so on).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_contact_events_contact", "contact_id", "id"),
+)
+
+# --- inbound (issue F14; postroom.services.inbound_mail) -------------------------------------
+
+inbound_folders = Table(
+    "inbound_folders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_inbound_folders_account", "account_id", "id"),
+)
+
+inbound_inboxes = Table(
+    "inbound_inboxes",
+    metadata,
+    # Mail to ``<local_part>@<inbound domain>`` lands here; local parts are unique.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("folder_id", ForeignKey("inbound_folders.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("local_part", String(64), nullable=False, unique=True),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_inbound_inboxes_folder", "folder_id", "id"),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    # A received message: the raw bytes and what parsing and authentication found.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("inbox_id", ForeignKey("inbound_inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("mail_from", String(320), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("auth", JSON, nullable=False),
+    Column("spam_score", Float, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("received_at", Stamp, nullable=False),
+    Index("ix_inbound_messages_inbox", "inbox_id", "id"),
+)

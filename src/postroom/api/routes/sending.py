@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from postroom.api import listsend
 from postroom.api.auth import principal
 from postroom.api.body import parse_json, read_body
 from postroom.api.docs import BATCH_EXAMPLE, SEND_EXAMPLE, json_body
@@ -25,6 +26,7 @@ from postroom.api.schemas import (
     SendResponse,
 )
 from postroom.domain.streams import Stream
+from postroom.errors import ValidationFailed
 from postroom.services import Services, idempotency
 from postroom.services.accept import Origin, accept_message, accept_messages
 from postroom.services.auth import Principal
@@ -82,10 +84,23 @@ async def _batch(request: Request, who: Principal, inbox_id: int | None) -> Any:
     services: Services = request.app.state.services
     limits = services.settings.limits
     body = await read_body(request, limits.max_batch_bytes)
-    drafts = parse_batch(parse_json(body), limits)
     origin = _origin(request, who, inbox_id, body)
+    parsed = parse_json(body)
+    expanded = await listsend.expand(services, origin.account_id, parsed)
+    if expanded is not None:  # requests naming contact lists (api/listsend.py)
+        if len(expanded.spans) > limits.max_batch_requests:
+            raise ValidationFailed(
+                [f"'requests' must contain at most {limits.max_batch_requests} items"]
+            )
+        parsed = expanded.body
+        wide = max(limits.max_batch_requests, listsend.MAX_LIST_RECIPIENTS + len(expanded.spans))
+        limits = limits.model_copy(update={"max_batch_requests": wide})
+    drafts = parse_batch(parsed, limits)
     outcomes = await accept_messages(services, origin, drafts)
-    return json_response({"success": True, "responses": [_item(o) for o in outcomes], "errors": []})
+    items = [_item(o) for o in outcomes]
+    if expanded is not None:
+        items = listsend.fold(expanded, items)
+    return json_response({"success": True, "responses": items, "errors": []})
 
 
 def _item(outcome: object) -> dict[str, Any]:
