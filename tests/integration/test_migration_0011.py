@@ -1,4 +1,4 @@
-"""Migration 0014 (contacts and inbound mail) goes down and up again on both backends."""
+"""Migration 0011 (contacts and inbound mail) goes down and up again on both backends."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def test_downgrade_removes_the_tables_and_upgrade_restores_them(services: Services) -> None:
     engine = services.db.engine
-    # What 0014 follows (0010 now; whatever the chain puts before it later).
+    # What 0011 follows (0010 now; whatever the chain puts before it later).
     before = str(
-        ScriptDirectory.from_config(alembic_config(engine)).get_revision("0014").down_revision
+        ScriptDirectory.from_config(alembic_config(engine)).get_revision("0011").down_revision
     )
     assert set(inspect(engine).get_table_names()) >= TABLES
     downgrade(engine, before)
     assert current_revision(engine) == before
     assert not TABLES & set(inspect(engine).get_table_names())
-    upgrade(engine, "0014")
-    assert current_revision(engine) == "0014"
+    upgrade(engine, "0011")
+    assert current_revision(engine) == "0011"
     assert set(inspect(engine).get_table_names()) >= TABLES

@@ -1,6 +1,6 @@
 """Contacts (fields, lists, imports, exports, events) and inbound mail (issue F14)
 
-Revision ID: 0014
+Revision ID: 0011
 Revises: 0010
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 from postroom.storage.tables import UTCDateTime
 
-revision = "0014"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
