@@ -1,0 +1,158 @@
+"""The pytest plugin (``pytest-postroom``, postroom/testing): its fixtures used directly,
+and a separate pytest run that finds them through the ``pytest11`` entry point.
+
+The mail here goes in through the real listener, over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from postroom.testing.plugin import PostroomServer
+from postroom.testing.sandbox import Sandbox
+
+SENDER = {"email": "app@example.com", "name": "App"}
+
+
+def send(server: PostroomServer, body: dict[str, object]) -> dict[str, object]:
+    response = httpx.post(
+        f"{server.url}/api/send",
+        json=body,
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, object] = response.json()
+    return result
+
+
+def test_next_mail_text_html_links_and_attachments(
+    postroom_server: PostroomServer, postroom_sandbox: Sandbox
+) -> None:
+    pdf = b"%PDF-1.4 not really"
+    send(
+        postroom_server,
+        {
+            "from": SENDER,
+            "to": [{"email": "someone@example.org"}],
+            "subject": "Reset your password",
+            "text": "Go to https://app.example.com/reset?t=abc to reset.",
+            "html": '<p><a href="https://app.example.com/reset?t=abc">Reset</a> '
+            '<a href="https://app.example.com/help">Help</a></p>',
+            "attachments": [
+                {
+                    "filename": "receipt.pdf",
+                    "type": "application/pdf",
+                    "content": base64.b64encode(pdf).decode(),
+                }
+            ],
+        },
+    )
+    mail = postroom_sandbox.next_mail(to="someone@example.org")
+    assert mail.subject == "Reset your password"
+    assert mail.to_email == "someone@example.org"
+    assert "to reset" in mail.text
+    assert mail.links == ["https://app.example.com/reset?t=abc", "https://app.example.com/help"]
+    assert mail.attachment("receipt.pdf").content == pdf
+    assert mail.attachment("receipt.pdf").content_type == "application/pdf"
+    with pytest.raises(AssertionError, match="no attachment"):
+        mail.attachment("other.pdf")
+
+
+def test_waits_for_the_address_asked_for_and_skips_earlier_mail(
+    postroom_server: PostroomServer, postroom_sandbox: Sandbox
+) -> None:
+    for n, to in enumerate(["first@example.org", "second@example.org", "first@example.org"]):
+        send(
+            postroom_server,
+            {"from": SENDER, "to": [{"email": to}], "subject": f"n{n}", "text": "hi"},
+        )
+    assert postroom_sandbox.next_mail(to="second@example.org").subject == "n1"
+    # What came before the last mail returned is behind the sandbox now.
+    assert postroom_sandbox.next_mail(to="first@example.org").subject == "n2"
+    postroom_sandbox.assert_no_mail(within=0.3)
+    with pytest.raises(AssertionError, match="no new message to nobody@example.org"):
+        postroom_sandbox.next_mail(to="nobody@example.org", timeout=0.5)
+
+
+def test_a_new_sandbox_does_not_see_mail_of_earlier_tests(
+    postroom_server: PostroomServer,
+) -> None:
+    send(postroom_server, {"from": SENDER, "to": [{"email": "x@example.org"}], "subject": "old",
+                           "text": "old"})  # fmt: skip
+    first = postroom_server.sandbox()
+    first.next_mail(to="x@example.org")
+    later = postroom_server.sandbox()
+    assert later.mails() == []
+    with pytest.raises(AssertionError):
+        later.next_mail(to="x@example.org", timeout=0.3)
+
+
+def test_template_variables(postroom_server: PostroomServer, postroom_sandbox: Sandbox) -> None:
+    client = postroom_server.client()
+    template = client.create_template(
+        {
+            "name": "Welcome",
+            "category": "onboarding",
+            "subject": "Welcome {{name}}",
+            "body_text": "Hello {{name}}, confirm: {{url}}",
+            "body_html": '<a href="{{url}}">Confirm</a>',
+        }
+    )
+    variables = {"name": "Ada", "url": "https://app.example.com/confirm/1"}
+    send(
+        postroom_server,
+        {
+            "from": SENDER,
+            "to": [{"email": "new.user@example.org"}],
+            "template_uuid": template["uuid"],
+            "template_variables": variables,
+        },
+    )
+    mail = postroom_sandbox.next_mail(to="new.user@example.org")
+    assert mail.subject == "Welcome Ada"
+    assert mail.template_uuid == template["uuid"]
+    assert mail.template_variables == variables
+    assert mail.links == ["https://app.example.com/confirm/1"]
+
+
+def test_the_entry_point_loads_the_fixtures_in_another_project(tmp_path: Path) -> None:
+    """A fresh pytest run (no conftest) finds the fixtures by name through the entry point;
+    a test that does not ask for them starts no server."""
+    (tmp_path / "test_app.py").write_text(
+        textwrap.dedent(
+            """
+            import httpx, threading
+
+            def test_plain():
+                assert not any(t.name == "postroom" for t in threading.enumerate())
+
+            def test_send(postroom_server, postroom_sandbox):
+                r = httpx.post(
+                    postroom_server.url + "/api/send",
+                    headers={"Authorization": "Bearer " + postroom_server.token},
+                    json={"from": {"email": "a@example.com"}, "to": [{"email": "b@example.org"}],
+                          "subject": "Hi", "text": "see https://example.org/x"},
+                )
+                assert r.status_code == 200, r.text
+                mail = postroom_sandbox.next_mail(to="b@example.org")
+                assert mail.links == ["https://example.org/x"]
+
+            def test_fails_without_mail(postroom_sandbox):
+                postroom_sandbox.next_mail(to="c@example.org", timeout=0.2)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "addopts=",
+         str(tmp_path / "test_app.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
+    assert "no new message to c@example.org" in done.stdout
