@@ -9,7 +9,9 @@ from postroom.services import Services
 from postroom.services.accounts import Bootstrap, issue_token
 
 
-def test_the_token_describes_itself(client: TestClient, boot: Bootstrap, services: Services) -> None:
+def test_the_token_describes_itself(
+    client: TestClient, boot: Bootstrap, services: Services
+) -> None:
     assert client.get("/api/token").json() == {
         "account_id": boot.account_id,
         "name": "Default token",

@@ -14,6 +14,10 @@ instance it started::
     postroom domain list [--account ID]
     postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
     postroom domain rotate DOMAIN_OR_ID [--account ID]
+
+Remote commands go through the HTTP API of any Postroom (POSTROOM_URL, POSTROOM_TOKEN or
+``postroom remote login``): ``postroom remote ...`` (cli/remote.py) and ``postroom mcp``
+(cli/mcpserver.py).
 """
 
 from __future__ import annotations
@@ -576,6 +580,33 @@ def domain_rotate(
         services.db.close()
     out.print("Publish these records, then run `postroom domain verify`:")
     _print_to_publish([s for s in view.records if s.key.endswith("_next")])
+
+
+@app.command()
+def mcp(
+    transport: Annotated[
+        str,
+        typer.Option(help="stdio (an assistant starts this command) or http (streamable HTTP)."),
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="Address of the HTTP transport.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP transport (path /mcp).")] = 8765,
+) -> None:
+    """Model Context Protocol server for AI assistants, on POSTROOM_URL with POSTROOM_TOKEN.
+
+    Its tools call Postroom's HTTP API; sending tools only when the token may send.
+    """
+    if transport not in ("stdio", "http"):
+        err.print("[red]--transport is stdio or http.[/red]")
+        raise typer.Exit(2)
+    from postroom.cli.client import PostroomClient, RemoteError, load_remote
+    from postroom.cli.mcpserver import run
+
+    try:
+        with PostroomClient(load_remote()) as client:
+            run(client, transport, host, port)
+    except RemoteError as exc:
+        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+        raise typer.Exit(2 if exc.status == 0 else 1) from None
 
 
 def main() -> None:

@@ -9,42 +9,14 @@ rendered with.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from html.parser import HTMLParser
 from typing import Any
 
 from postroom.cli.client import PostroomClient
+from postroom.cli.links import links_of
 
 DEFAULT_WAIT = 10.0
-# Links in a text body: http(s) URLs up to whitespace or a closing bracket/quote.
-_TEXT_URL = re.compile(r"https?://[^\s<>\"')\]]+")
-
-
-class _Links(HTMLParser):
-    """Every ``href`` of an ``<a>`` or ``<area>``, in document order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("a", "area"):
-            for name, value in attrs:
-                if name == "href" and value:
-                    self.links.append(value.strip())
-
-
-def html_links(html: str) -> list[str]:
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
-    return parser.links
-
-
-def text_links(text: str) -> list[str]:
-    return [m.group(0).rstrip(".,;:") for m in _TEXT_URL.finditer(text)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +78,7 @@ class Mail:
     @cached_property
     def links(self) -> list[str]:
         """Links of the HTML body (``href``), else URLs found in the text body."""
-        found = html_links(self.html) if self.html else []
-        return found or text_links(self.text)
+        return links_of(self.html, self.text)
 
     @cached_property
     def attachments(self) -> list[Attachment]:

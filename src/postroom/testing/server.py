@@ -71,7 +71,14 @@ class LocalPostroom:
             },
             delivery={"mode": DeliveryMode.SANDBOX, "stream_modes": {}},
             # Only the HTTP listeners: no fixed ports that could clash with the host's.
-            submission={"port": 0, "bulk_port": 0, "tls_port": 0, "bulk_tls_port": 0},
+            # (No listener, so no certificate: nothing to warn about.)
+            submission={
+                "port": 0,
+                "bulk_port": 0,
+                "tls_port": 0,
+                "bulk_tls_port": 0,
+                "allow_plaintext_loopback": True,
+            },
             bounces={"inbound_enabled": False},
             tracking={"port": 0},
             # A test suite sends in bursts; the contract's per-minute limits would refuse it.
