@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from postroom import __version__
 from postroom.cli import datadir
+from postroom.cli.remote import remote_app
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
@@ -62,6 +63,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(db_app, name="db")
 app.add_typer(domain_app, name="domain")
+app.add_typer(remote_app, name="remote")
 
 out = Console()
 err = Console(stderr=True)
