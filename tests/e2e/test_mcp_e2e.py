@@ -133,6 +133,22 @@ def test_admin_token_sends_a_test_mail_and_reads_it_back(instance: Instance) -> 
         await _call(session, "remove_suppression", {"suppression_id": rows[0]["id"]})
         assert await _call(session, "list_suppressions", {"email": "gone@example.org"}) == []
 
+        # send_email (the server's default mode captures it), then the logs find it.
+        sent = await _call(
+            session,
+            "send_email",
+            {"from_email": "app@example.com", "to": ["logged@example.org"],
+             "subject": "Logged via MCP", "text": "hello", "category": "mcp"},
+        )  # fmt: skip
+        (message_id,) = sent["message_ids"]
+        page = await _call(session, "search_email_logs", {"to": "logged@example.org"})
+        assert [m["message_id"] for m in page["messages"]] == [message_id]
+        page = await _call(session, "search_email_logs", {"subject_contains": "via MCP",
+                                                          "category": "mcp"})  # fmt: skip
+        assert [m["message_id"] for m in page["messages"]] == [message_id]
+        entry = await _call(session, "get_email_log", {"message_id": message_id})
+        assert entry["to"] == "logged@example.org" and entry["subject"] == "Logged via MCP"
+
         stats = await _call(session, "get_sending_stats", {})
         assert "delivery_count" in json.dumps(stats)
         assert await _call(session, "get_domain_status", {}) == []
