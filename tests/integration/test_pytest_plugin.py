@@ -156,3 +156,17 @@ def test_the_entry_point_loads_the_fixtures_in_another_project(tmp_path: Path) -
     )  # fmt: skip
     assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
     assert "no new message to c@example.org" in done.stdout
+
+
+def test_loading_the_plugin_does_not_load_the_server() -> None:
+    """pytest loads the plugin in every run of a project that installs Postroom: it must
+    not import the application (FastAPI, SQLAlchemy, the runner) until a fixture is used."""
+    code = (
+        "import sys, postroom.testing.plugin, postroom.testing\n"
+        "heavy = {'postroom.cli.runner', 'fastapi', 'sqlalchemy', 'uvicorn'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
