@@ -609,6 +609,26 @@ def templates_push(
 # --- stats -----------------------------------------------------------------------------
 
 
+CHART_WIDTH = 40
+
+
+def chart(per_day: list[dict[str, Any]], title: str) -> Table:
+    """A table of the days with a bar each: delivered (green) then bounced (red), scaled
+    to the busiest day."""
+    rows = [(str(r["date"]), r["stats"]) for r in per_day]
+    peak = max([s.get("delivery_count", 0) + s.get("bounce_count", 0) for _, s in rows] + [1])
+    table = Table(title=title)
+    for column in ("date", "delivered", "bounced", "opened", "clicked", ""):
+        table.add_column(column)
+    for day, s in rows:
+        delivered, bounced = s.get("delivery_count", 0), s.get("bounce_count", 0)
+        bar = "[green]" + "█" * round(CHART_WIDTH * delivered / peak) + "[/green]"
+        bar += "[red]" + "█" * round(CHART_WIDTH * bounced / peak) + "[/red]"
+        table.add_row(day, str(delivered), str(bounced), str(s.get("open_count", 0)),
+                      str(s.get("click_count", 0)), bar)  # fmt: skip
+    return table
+
+
 @remote_app.command("stats")
 def stats(
     days: Annotated[int, typer.Option(help="How many days back from today.")] = 14,
@@ -623,19 +643,7 @@ def stats(
     if as_json:
         _json({"total": total, "per_day": per_day})
         return
-    rows = [(r["date"], r["stats"]) for r in per_day]
-    peak = max([s.get("delivery_count", 0) + s.get("bounce_count", 0) for _, s in rows] + [1])
-    width = 40
-    table = Table(title=f"Sent {start} to {today.isoformat()}")
-    for column in ("date", "delivered", "bounced", "opened", "clicked", ""):
-        table.add_column(column)
-    for day, s in rows:
-        delivered, bounced = s.get("delivery_count", 0), s.get("bounce_count", 0)
-        bar = "[green]" + "█" * round(width * delivered / peak) + "[/green]"
-        bar += "[red]" + "█" * round(width * bounced / peak) + "[/red]"
-        table.add_row(day, str(delivered), str(bounced), str(s.get("open_count", 0)),
-                      str(s.get("click_count", 0)), bar)  # fmt: skip
-    out.print(table)
+    out.print(chart(per_day, f"Sent {start} to {today.isoformat()}"))
     out.print(
         "Total: " + ", ".join(f"{k} {v}" for k, v in total.items() if k.endswith("_count")),
         highlight=False,
