@@ -151,4 +151,18 @@ def test_login_saves_a_private_file_and_bad_config_exits_2(
     assert me["scopes"] == ["admin"] and me["url"] == postroom_server.url
     # Unreachable server: exit code 3.
     monkeypatch.setenv("POSTROOM_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("POSTROOM_TOKEN", postroom_server.token)
     run("whoami", code=3)
+
+
+def test_a_saved_token_is_not_sent_to_another_url(
+    postroom_server: PostroomServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("POSTROOM_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("POSTROOM_URL", postroom_server.url)
+    run("login", postroom_server.url, "--token", postroom_server.token)
+    run("whoami")
+    monkeypatch.setenv("POSTROOM_URL", "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["remote", "whoami"])
+    assert result.exit_code == 2 and "no API token" in result.stderr

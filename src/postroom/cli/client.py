@@ -77,8 +77,12 @@ def load_remote(url: str | None = None, token: str | None = None) -> Remote:
                 saved = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise NotConfigured(f"cannot read {path}: {exc}") from None
-            url = url or saved.get("url")
-            token = token or saved.get("token")
+            saved_url = str(saved.get("url") or "").rstrip("/")
+            url = url or saved_url
+            # The saved token goes only to the server it was saved for: an URL from the
+            # environment must not receive another server's token.
+            if url.rstrip("/") == saved_url:
+                token = token or saved.get("token")
     if not url:
         raise NotConfigured("no Postroom URL: set POSTROOM_URL or run `postroom remote login URL`")
     if not token:

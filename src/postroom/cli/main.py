@@ -603,6 +603,13 @@ def mcp(
     from postroom.cli.client import PostroomClient, RemoteError, load_remote
     from postroom.cli.mcpserver import run
 
+    if transport == "http" and host not in ("127.0.0.1", "::1", "localhost"):
+        # Anyone who reaches the port acts with this token: say so.
+        err.print(
+            f"[yellow]Warning: the MCP endpoint on {escape(host)} has no authentication of "
+            "its own; whoever reaches it acts with POSTROOM_TOKEN.[/yellow]"
+        )
+
     try:
         with PostroomClient(load_remote()) as client:
             run(client, transport, host, port)
