@@ -9,6 +9,7 @@ import base64
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -170,3 +171,20 @@ def test_loading_the_plugin_does_not_load_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_more_than_a_page_of_mail_comes_back_in_order(
+    postroom_server: PostroomServer, postroom_sandbox: Sandbox
+) -> None:
+    """The API pages 30 messages, newest first; the sandbox still returns the oldest new
+    one first and lists them all."""
+    for n in range(35):
+        send(postroom_server, {"from": SENDER, "to": [{"email": "bulk@example.org"}],
+                               "subject": f"m{n:02d}", "text": "x"})  # fmt: skip
+    first = postroom_sandbox.next_mail(to="bulk@example.org")
+    assert first.subject == "m00"
+    # Capture is asynchronous: wait for the last one, which leaves the rest to list.
+    deadline = time.monotonic() + 10
+    while len(rest := postroom_sandbox.mails()) < 34 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [m.subject for m in rest] == [f"m{n:02d}" for n in range(1, 35)]

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 DEFAULT_TIMEOUT = 30.0
+MESSAGES_PAGE = 30  # sandbox messages per page (the API's page size)
 
 
 class RemoteError(Exception):
@@ -215,9 +216,13 @@ class PostroomClient:
         message_id: str | None = None,
         wait: float = 0,
         page: int | None = None,
+        last_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """One page of an inbox's messages, newest first (``wait``: up to 30 s for one)."""
+        """One page of an inbox's messages, newest first (``wait``: up to 30 s for one;
+        ``last_id``: the page of those older than that id)."""
         params: dict[str, Any] = {}
+        if last_id:
+            params["last_id"] = last_id
         if search:
             params["search"] = search
         if message_id:
@@ -231,6 +236,26 @@ class PostroomClient:
             "GET", self._account(f"/inboxes/{inbox_id}/messages"), params=params, timeout=timeout
         )
         return result
+
+    def messages_after(
+        self,
+        inbox_id: int,
+        after_id: int,
+        *,
+        search: str | None = None,
+        message_id: str | None = None,
+        wait: float = 0,
+    ) -> list[dict[str, Any]]:
+        """Every message newer than ``after_id``, newest first: pages back (they are
+        newest first) until a page reaches ``after_id`` or the inbox ends."""
+        page = self.messages(inbox_id, search=search, message_id=message_id, wait=max(0, wait))
+        rows = list(page)
+        while len(page) >= MESSAGES_PAGE and int(page[-1]["id"]) > after_id:
+            page = self.messages(
+                inbox_id, search=search, message_id=message_id, last_id=int(page[-1]["id"])
+            )
+            rows += page
+        return [r for r in rows if int(r["id"]) > after_id]
 
     def wait_for_message(
         self,
@@ -246,8 +271,8 @@ class PostroomClient:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            rows = self.messages(
-                inbox_id, search=to, message_id=message_id, wait=max(0.0, min(left, 5))
+            rows = self.messages_after(
+                inbox_id, after_id, search=to, message_id=message_id, wait=min(left, 5)
             )
             fresh = [
                 r

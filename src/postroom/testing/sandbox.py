@@ -148,7 +148,7 @@ class Sandbox:
 
     def mails(self) -> list[Mail]:
         """Every mail captured since this sandbox was made, oldest first."""
-        rows = [r for r in self.client.messages(self.inbox_id) if int(r["id"]) > self.after_id]
+        rows = self.client.messages_after(self.inbox_id, self.after_id)
         return [Mail(self.client, self.inbox_id, r) for r in sorted(rows, key=lambda r: r["id"])]
 
     def assert_no_mail(self, to: str | None = None, *, within: float = 1.0) -> None:
