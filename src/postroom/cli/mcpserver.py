@@ -286,7 +286,8 @@ def build_server(client: PostroomClient, scopes: set[str]) -> MCPServer:
         today = datetime.now(UTC).date()
         start = start_date or (today - timedelta(days=30)).isoformat()
         end = end_date or today.isoformat()
-        date.fromisoformat(start), date.fromisoformat(end)  # a clear error for a bad date
+        for value in (start, end):
+            date.fromisoformat(value)  # a clear ValueError (a tool error) for a bad date
         return client.stats(start, end, group_by)
 
     @server.tool(annotations=READ)
@@ -461,7 +462,7 @@ def build_server(client: PostroomClient, scopes: set[str]) -> MCPServer:
         def delete_template(
             template_id: Annotated[int, Field(description="The template's id.")],
         ) -> str:
-            """Delete a template. Sends that name its uuid then fail: ask the user first."""
+            """Delete a template. Sends that use its uuid fail afterwards: ask the user first."""
             client.delete_template(template_id)
             return f"template {template_id} deleted"
 
