@@ -17,9 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from postroom.cli.client import PostroomClient, Remote
+from postroom.cli.client import PostroomClient, Remote, RemoteError
 from postroom.cli.runner import bind
 from postroom.cli.runner import serve as run_all
 from postroom.config import DeliveryMode, Settings
@@ -114,7 +112,7 @@ class LocalPostroom:
         self._thread.start()
         ready.wait(START_TIMEOUT)
         url = f"http://{HOST}:{port}"
-        self._wait_until_answering(url)
+        self._wait_until_answering(Remote(url, boot.token))
         self.started = Started(url, boot.token, boot.account_id, boot.inbox_id)
         return self.started
 
@@ -133,18 +131,21 @@ class LocalPostroom:
             self._failure = exc
             ready.set()
 
-    def _wait_until_answering(self, url: str) -> None:
+    def _wait_until_answering(self, remote: Remote) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self._failure is not None:
-                raise RuntimeError(f"Postroom failed to start: {self._failure!r}")
-            try:
-                httpx.get(f"{url}/api/accounts", timeout=2)
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"Postroom not answering at {url}") from None
-                time.sleep(0.02)
+        with PostroomClient(remote, timeout=2) as client:
+            while True:
+                if self._failure is not None:
+                    raise RuntimeError(f"Postroom failed to start: {self._failure!r}")
+                try:
+                    client.whoami()
+                    return
+                except RemoteError as exc:
+                    if exc.status != 0:  # it answers, with an error: report it
+                        raise
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"Postroom not answering at {remote.url}") from None
+                    time.sleep(0.02)
 
     def client(self) -> PostroomClient:
         """A client of the API with the first (admin) token."""
