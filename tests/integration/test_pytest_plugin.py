@@ -188,3 +188,32 @@ def test_more_than_a_page_of_mail_comes_back_in_order(
     while len(rest := postroom_sandbox.mails()) < 34 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [m.subject for m in rest] == [f"m{n:02d}" for n in range(1, 35)]
+
+
+def test_the_official_sdk_against_the_https_server(
+    postroom_tls_server: PostroomServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``postroom_tls_server``: HTTPS with a self-signed certificate that ``ca_file``
+    trusts, so the official SDK (HTTPS only) sends to it unchanged."""
+    import mailtrap as mt
+
+    assert postroom_tls_server.ca_file is not None
+    assert postroom_tls_server.url.startswith("https://127.0.0.1:")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(postroom_tls_server.ca_file))
+    sandbox = postroom_tls_server.sandbox()
+    sdk = mt.MailtrapClient(token=postroom_tls_server.token, api_host=postroom_tls_server.api_host)
+    sent = sdk.send(
+        mt.Mail(
+            sender=mt.Address(email="app@example.com"),
+            to=[mt.Address(email="sdk@example.org")],
+            subject="Through the SDK",
+            text="Hello https://app.example.com/welcome",
+        )
+    )
+    assert sent["success"] is True
+    mail = sandbox.next_mail(to="sdk@example.org")
+    assert mail.subject == "Through the SDK"
+    assert mail.links == ["https://app.example.com/welcome"]
+    # Without the certificate, a client refuses the server.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{postroom_tls_server.url}/api/accounts")

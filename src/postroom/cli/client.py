@@ -119,7 +119,10 @@ def _message(response: httpx.Response) -> str:
 class PostroomClient:
     """Calls to one Postroom with one token (sync; close it, or use it as a context)."""
 
-    def __init__(self, remote: Remote, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, remote: Remote, *, timeout: float = DEFAULT_TIMEOUT, cafile: Path | None = None
+    ) -> None:
+        """``cafile`` trusts that CA (else ``SSL_CERT_FILE``, else the system's)."""
         self.remote = remote
         self._http = httpx.Client(
             base_url=remote.url,
@@ -127,7 +130,7 @@ class PostroomClient:
                 "Authorization": f"Bearer {remote.token}",
                 "User-Agent": "postroom-client",
             },
-            verify=verify_setting(),
+            verify=ssl.create_default_context(cafile=str(cafile)) if cafile else verify_setting(),
             timeout=timeout,
         )
         self._account_id: int | None = None

@@ -7,6 +7,8 @@ available; nothing starts until a test asks for one by name:
   in a temporary directory, delivering into its sandbox. Has ``url``, ``api_host``
   (``127.0.0.1:PORT``, what an SDK's host setting wants), ``token``, ``account_id``,
   ``inbox_id`` and ``client()``.
+- ``postroom_tls_server`` (session): the same over HTTPS with a self-signed certificate
+  (``ca_file``), for the official SDKs, which speak HTTPS only.
 - ``postroom_sandbox`` (per test): a :class:`~postroom.testing.sandbox.Sandbox` on that
   inbox that sees only mail sent during the test: ``next_mail(to=...)`` and the mail's
   ``text``, ``html``, ``links``, ``attachments``, ``headers`` and ``template_variables``.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -36,12 +39,14 @@ class PostroomServer:
     account_id: int
     inbox_id: int
     _local: LocalPostroom = field(repr=False)
+    # HTTPS servers (postroom_tls_server): the certificate to trust; None over HTTP.
+    ca_file: Path | None = None
     _client: PostroomClient | None = field(default=None, repr=False)
 
     @property
     def api_host(self) -> str:
         """``127.0.0.1:PORT``: the host an SDK or anymail's ``MAILTRAP_API_URL`` needs."""
-        return self.url.removeprefix("http://")
+        return self.url.removeprefix("http://").removeprefix("https://")
 
     def client(self) -> PostroomClient:
         """A shared API client with the admin token."""
@@ -54,21 +59,34 @@ class PostroomServer:
         return Sandbox(self.client(), inbox_id or self.inbox_id)
 
 
-@pytest.fixture(scope="session")
-def postroom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostroomServer]:
-    """A Postroom for the whole session (started on first use, stopped at the end)."""
-    # Imported here: a suite that never asks for the fixture never loads the server.
+def _serve(tmp_path_factory: pytest.TempPathFactory, tls: bool) -> Iterator[PostroomServer]:
+    # Imported here: a suite that never asks for a fixture never loads the server.
     from postroom.testing.server import LocalPostroom
 
-    local = LocalPostroom(tmp_path_factory.mktemp("postroom"))
+    local = LocalPostroom(tmp_path_factory.mktemp("postroom"), tls=tls)
     started = local.start()
-    server = PostroomServer(started.url, started.token, started.account_id, started.inbox_id, local)
+    server = PostroomServer(
+        started.url, started.token, started.account_id, started.inbox_id, local, started.ca_file
+    )
     try:
         yield server
     finally:
         if server._client is not None:
             server._client.close()
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def postroom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostroomServer]:
+    """A Postroom over HTTP for the whole session (started on first use)."""
+    yield from _serve(tmp_path_factory, tls=False)
+
+
+@pytest.fixture(scope="session")
+def postroom_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostroomServer]:
+    """A Postroom over HTTPS (self-signed; trust ``ca_file``) for the official SDKs, which
+    speak HTTPS only."""
+    yield from _serve(tmp_path_factory, tls=True)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""An in-process Postroom for tests: a real HTTP listener on a free loopback port, SQLite
-in a directory of the caller's, sandbox delivery (nothing leaves the machine).
+"""An in-process Postroom for tests: a real HTTP listener on a free loopback port (HTTPS
+with a self-signed certificate on request), SQLite in a directory of the caller's,
+sandbox delivery (nothing leaves the machine).
 
 It is ``postroom serve`` minus the SMTP, inbound and tracking listeners, run on its own
 event loop in a daemon thread so that a synchronous test (Django, FastAPI's TestClient,
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from postroom.cli import selfsigned
 from postroom.cli.client import PostroomClient, Remote, RemoteError
 from postroom.cli.runner import bind
 from postroom.cli.runner import serve as run_all
@@ -39,13 +43,20 @@ class Started:
     token: str
     account_id: int
     inbox_id: int
+    # With tls: the server's self-signed certificate, to trust (REQUESTS_CA_BUNDLE for the
+    # Python SDK, NODE_EXTRA_CA_CERTS for Node, SSL_CERT_FILE for httpx and Postroom's CLI).
+    ca_file: Path | None = None
 
 
 class LocalPostroom:
     """One Postroom on loopback for the length of a test session (or a ``with`` block)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+        """``tls``: serve HTTPS with a self-signed certificate for 127.0.0.1 and localhost
+        (the official SDKs speak HTTPS only)."""
         self.directory = Path(directory)
+        self.tls = tls
+        self._ca_file: Path | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -59,10 +70,28 @@ class LocalPostroom:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    def _certificate(self) -> Path:
+        """A self-signed certificate and its key in one PEM (0600), made once."""
+        path = self.directory / "tls.pem"
+        if not path.exists():
+            pem = selfsigned.generate("localhost", datetime.now(UTC))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+            # The certificate alone: what a client is told to trust.
+            start = pem.index(b"-----BEGIN CERTIFICATE-----")
+            (self.directory / "ca.pem").write_bytes(pem[start:])
+        self._ca_file = self.directory / "ca.pem"
+        return path
+
     def _settings(self, port: int, bulk_port: int) -> Settings:
         data_dir = self.directory / "data"
+        server: dict[str, object] = {"host": HOST, "port": port, "bulk_port": bulk_port}
+        if self.tls:
+            pem = self._certificate()
+            server.update(tls_cert=pem, tls_key=pem)
         return Settings(
-            server={"host": HOST, "port": port, "bulk_port": bulk_port},
+            server=server,
             storage={
                 "data_dir": data_dir,
                 "database_url": f"sqlite:///{data_dir / 'postroom.db'}",
@@ -111,9 +140,9 @@ class LocalPostroom:
         )
         self._thread.start()
         ready.wait(START_TIMEOUT)
-        url = f"http://{HOST}:{port}"
+        url = f"{'https' if self.tls else 'http'}://{HOST}:{port}"
         self._wait_until_answering(Remote(url, boot.token))
-        self.started = Started(url, boot.token, boot.account_id, boot.inbox_id)
+        self.started = Started(url, boot.token, boot.account_id, boot.inbox_id, self._ca_file)
         return self.started
 
     def _run(
@@ -133,7 +162,7 @@ class LocalPostroom:
 
     def _wait_until_answering(self, remote: Remote) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        with PostroomClient(remote, timeout=2) as client:
+        with PostroomClient(remote, timeout=2, cafile=self._ca_file) as client:
             while True:
                 if self._failure is not None:
                     raise RuntimeError(f"Postroom failed to start: {self._failure!r}")
@@ -151,7 +180,9 @@ class LocalPostroom:
         """A client of the API with the first (admin) token."""
         if self.started is None:
             raise RuntimeError("start() first")
-        return PostroomClient(Remote(self.started.url, self.started.token))
+        return PostroomClient(
+            Remote(self.started.url, self.started.token), cafile=self.started.ca_file
+        )
 
     def stop(self) -> None:
         """Stop the listeners and the worker, and close the database."""
