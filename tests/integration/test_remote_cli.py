@@ -166,3 +166,26 @@ def test_a_saved_token_is_not_sent_to_another_url(
     monkeypatch.setenv("POSTROOM_URL", "http://127.0.0.1:9")
     result = CliRunner().invoke(app, ["remote", "whoami"])
     assert result.exit_code == 2 and "no API token" in result.stderr
+
+
+def test_sandbox_open_hands_the_html_to_the_browser(
+    remote_env: PostroomServer, postroom_sandbox: Sandbox, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import webbrowser
+
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    monkeypatch.setattr(webbrowser, "_tryorder", None)  # read BROWSER again
+    run("send", "--from", SENDER, "--to", "open@example.org", "--subject", "Open me",
+        "--html", "<h1>Look</h1>")  # fmt: skip
+    mail = postroom_sandbox.next_mail(to="open@example.org")
+    run("sandbox", "open", str(mail.id))
+    url = opened.read_text().strip()
+    assert url.startswith("file://")
+    page = Path(url.removeprefix("file://"))
+    assert page.read_text().strip() == "<h1>Look</h1>"
+    page.unlink()
