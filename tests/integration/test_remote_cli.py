@@ -131,8 +131,14 @@ def test_stats_chart_and_domains(remote_env: PostroomServer) -> None:
     records = json.loads(run("domains", "records", "cli.example.net", "--json"))
     assert records and all(r["status"] and r["value"] for r in records)
     assert "cli.example.net" in run("domains", "list")
+    # Wide values are folded, never cut: the DKIM key can be copied whole.
+    shown = run("domains", "records", "cli.example.net")
+    assert "v=DKIM1; k=rsa" in shown and "…" not in shown
     # Not published anywhere: verification fails with exit code 1.
     run("domains", "verify", "cli.example.net", code=1)
+    # The first keys are still pending: a rotation is refused (exit 1, the API's reason).
+    result = CliRunner().invoke(app, ["remote", "domains", "rotate", "cli.example.net"])
+    assert result.exit_code == 1 and "already pending" in result.stderr
 
 
 def test_login_saves_a_private_file_and_bad_config_exits_2(

@@ -97,7 +97,8 @@ def _json(value: Any) -> None:
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        # Fold, never cut: a DKIM key or an id must be copyable whole.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             *(escape(str(row.get(c, "") if row.get(c) is not None else "")) for c in columns)
