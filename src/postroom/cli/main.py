@@ -14,6 +14,10 @@ instance it started::
     postroom domain list [--account ID]
     postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
     postroom domain rotate DOMAIN_OR_ID [--account ID]
+
+Remote commands go through the HTTP API of any Postroom (POSTROOM_URL, POSTROOM_TOKEN or
+``postroom remote login``): ``postroom remote ...`` (cli/remote.py) and ``postroom mcp``
+(cli/mcpserver.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from postroom import __version__
 from postroom.cli import datadir
+from postroom.cli.remote import remote_app
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
@@ -58,6 +63,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(account_app, name="account")
 app.add_typer(db_app, name="db")
 app.add_typer(domain_app, name="domain")
+app.add_typer(remote_app, name="remote")
 
 out = Console()
 err = Console(stderr=True)
@@ -576,6 +582,40 @@ def domain_rotate(
         services.db.close()
     out.print("Publish these records, then run `postroom domain verify`:")
     _print_to_publish([s for s in view.records if s.key.endswith("_next")])
+
+
+@app.command()
+def mcp(
+    transport: Annotated[
+        str,
+        typer.Option(help="stdio (an assistant starts this command) or http (streamable HTTP)."),
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="Address of the HTTP transport.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP transport (path /mcp).")] = 8765,
+) -> None:
+    """Model Context Protocol server for AI assistants, on POSTROOM_URL with POSTROOM_TOKEN.
+
+    Its tools call Postroom's HTTP API; sending tools only when the token may send.
+    """
+    if transport not in ("stdio", "http"):
+        err.print("[red]--transport is stdio or http.[/red]")
+        raise typer.Exit(2)
+    from postroom.cli.client import PostroomClient, RemoteError, load_remote
+    from postroom.cli.mcpserver import run
+
+    if transport == "http" and host not in ("127.0.0.1", "::1", "localhost"):
+        # Anyone who reaches the port acts with this token: say so.
+        err.print(
+            f"[yellow]Warning: the MCP endpoint on {escape(host)} has no authentication of "
+            "its own; whoever reaches it acts with POSTROOM_TOKEN.[/yellow]"
+        )
+
+    try:
+        with PostroomClient(load_remote()) as client:
+            run(client, transport, host, port)
+    except RemoteError as exc:
+        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+        raise typer.Exit(2 if exc.status == 0 else 1) from None
 
 
 def main() -> None:

@@ -106,11 +106,14 @@ def _http(services: Services, app: Any, port: int, gate: ConnectionGate) -> Http
     )
 
 
-async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
-    """Run until SIGINT or SIGTERM, then stop every role.
+async def serve(
+    services: Services, sockets: dict[int, socket.socket], stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGINT or SIGTERM (or until ``stop`` is set), then stop every role.
 
     ``sockets`` maps each listener's port (HTTP and SMTP) to its already bound socket
-    (see :func:`bind`).
+    (see :func:`bind`). A caller that passes ``stop`` owns the process's signals: none
+    are installed (an in-process server on a thread, ``postroom.testing``).
     """
     cfg = services.settings.server
     gates = budget.gates_for(services.settings, budget.raise_open_files())
@@ -125,10 +128,11 @@ async def serve(services: Services, sockets: dict[int, socket.socket]) -> None:
         tracking = create_tracking_app(services)
         servers.append(_http(services, tracking, tracking_port, gates[tracking_port]))
     submission = await start_listeners(services, sockets, auth, gates)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     tasks = [
         asyncio.create_task(s.serve(sockets=[sockets[s.config.port]]), name=f"http:{s.config.port}")
         for s in servers

@@ -26,3 +26,16 @@ async def list_accounts(request: Request, who: Principal = Depends(principal)) -
         return json_response([])
     level = max(_LEVELS.get(s, 10) for s in who.scopes) if who.scopes else 10
     return json_response([{"id": account["id"], "name": account["name"], "access_levels": [level]}])
+
+
+@router.get("/api/token", summary="The calling token: its account, name and scopes (Postroom)")
+async def current_token(who: Principal = Depends(principal)) -> Any:
+    """What a client may do with its token (``postroom mcp`` offers its sending tools only
+    when the token holds ``send`` or ``admin``)."""
+    return json_response(
+        {
+            "account_id": who.account_id,
+            "name": who.token_name,
+            "scopes": sorted(who.scopes),
+        }
+    )
