@@ -61,6 +61,7 @@ def _routers() -> list[Any]:
         suppressions,
         templates,
         tracking_opt_outs,
+        webhooks,
     )
 
     return [
@@ -74,6 +75,7 @@ def _routers() -> list[Any]:
         stats,
         insights,
         tracking_opt_outs,
+        webhooks,
     ]
 
 

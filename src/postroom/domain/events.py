@@ -36,6 +36,11 @@ class EventKind(StrEnum):
     # Per-domain health alerts (postroom.services.alerts): no message, no recipient.
     ALERT_RAISED = "alert_raised"
     ALERT_CLEARED = "alert_cleared"
+    # Account activity (the audit log; F11 records most of them, webhooks record a paused
+    # webhook): details are the audit payload (event, description, actor, resource…).
+    AUDIT = "audit"
+    # Mail received by an inbound inbox (details["inbox_id"] names it).
+    INBOUND_RECEIVED = "inbound_received"
 
     @property
     def payload_name(self) -> str:
