@@ -168,8 +168,8 @@ def _validate_create(services: Services, body: object) -> dict[str, Any]:
         values["sending_stream"] = stream
         values["event_types"] = _event_types(section.get("event_types"))
         values["domain_id"] = _int_or_none(section, "domain_id")
-    elif section.get("domain_id") is not None or section.get("sending_stream") is not None:
-        raise _errors("webhook_type", f"{wtype} webhooks take no sending_stream or domain_id")
+    # Other types: sending_stream, event_types and domain_id are "applicable only" to
+    # email_sending (spec), so they are ignored rather than refused.
     if wtype == WebhookType.INBOUND_RECEIVING:
         if inbox is None:
             raise _errors("inbound_inbox_id", "can't be blank")
