@@ -458,13 +458,13 @@ def test_failures_retry_with_backoff_then_every_event_arrives_once_in_order(
     _dispatch(services)  # the head batch is not due yet; the second waits behind it
     assert len(receiver.posts) == 1
     waits = []
+    head = (
+        select(webhook_batches.c.next_attempt_at)
+        .where(webhook_batches.c.state == "pending")
+        .order_by(webhook_batches.c.seq)
+        .limit(1)
+    )
     for _ in range(3):
-        head = (
-            select(webhook_batches.c.next_attempt_at)
-            .where(webhook_batches.c.state == "pending")
-            .order_by(webhook_batches.c.seq)
-            .limit(1)
-        )
         batch = services.db.read_sync(lambda c: c.execute(head).scalar_one())
         waits.append((batch - clock.now()).total_seconds())
         clock.advance(waits[-1])
