@@ -14,6 +14,7 @@ instance it started::
     postroom domain list [--account ID]
     postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
     postroom domain rotate DOMAIN_OR_ID [--account ID]
+    postroom webhook list|log|replay|test|resume …   (cli/webhooks.py)
 """
 
 from __future__ import annotations
@@ -576,6 +577,12 @@ def domain_rotate(
         services.db.close()
     out.print("Publish these records, then run `postroom domain verify`:")
     _print_to_publish([s for s in view.records if s.key.endswith("_next")])
+
+
+# Registered last: cli/webhooks.py uses the helpers above.
+from postroom.cli.webhooks import webhook_app  # noqa: E402
+
+app.add_typer(webhook_app, name="webhook")
 
 
 def main() -> None:
