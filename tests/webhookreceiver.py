@@ -1,10 +1,11 @@
 """A real HTTP webhook receiver on loopback for tests.
 
-:class:`WebhookReceiver` listens on 127.0.0.1 and a free port, records every POST
-(path, headers, raw body) in ``posts`` and answers from a script: ``fail_next(n, status)``
-answers the next ``n`` POSTs with ``status``; ``answer(status, body, headers, delay)``
-sets the answer after that (200 with an empty body by default). ``accepted()`` are the
-POSTs it answered 2xx, which is what "the receiver got" means for exactly-once checks.
+:class:`WebhookReceiver` listens on 127.0.0.1 (or another loopback address) and a free
+port, records every POST (path, headers, raw body) in ``posts`` and answers from a
+script: ``fail_next(n, status)`` answers the next ``n`` POSTs with ``status``;
+``answer(status, body, headers, delay)`` sets the answer after that (200 "ok" by
+default). ``accepted()`` are the POSTs it answered 2xx, which is what "the receiver got"
+means for exactly-once checks.
 """
 
 from __future__ import annotations
@@ -64,24 +65,25 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, owner: WebhookReceiver) -> None:
+    def __init__(self, owner: WebhookReceiver, host: str) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.posts: list[Post] = []
         self.lock = threading.Lock()
         self._failures: list[int] = []
         self._answer = _Answer()
-        self._server = _Server(self)
+        self._server = _Server(self, host)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://{self.host}:{self.port}/hook"
 
     def fail_next(self, count: int, status: int = 503) -> None:
         with self.lock:

@@ -534,7 +534,9 @@ async def _attempt(
 ) -> Paused | None:
     now = services.clock.now()
     s = services.settings.webhooks
-    until = now + timedelta(seconds=s.timeout * 2 + 30)
+    # Longer than any POST can take (the timeout bounds the whole exchange), so a lease
+    # outlives only a crashed dispatcher.
+    until = now + timedelta(seconds=s.timeout + 10)
     if not await services.db.write(lambda c: repo.lease_batch(c, int(batch["seq"]), now, until)):
         return None
     webhook = await services.db.read(lambda c: repo.find_by_id(c, int(batch["webhook_id"])))
