@@ -611,19 +611,32 @@ async def _notify(services: Services, paused: Paused) -> None:
 
 
 async def send_due(
-    services: Services, client: EgressClient, rand: Callable[[], float] = random.random
+    services: Services,
+    client: EgressClient,
+    rand: Callable[[], float] = random.random,
+    budget: float = 10.0,
 ) -> int:
-    """Attempt every due head batch (up to ``concurrency`` webhooks at once)."""
+    """Send due batches, up to ``concurrency`` webhooks at once, each webhook's in order,
+    until none is due or ``budget`` seconds have passed; returns the batches attempted.
+
+    A webhook whose batch failed waits for its retry, so it drops out of the next pass
+    while the others go on.
+    """
     s = services.settings.webhooks
-    now = services.clock.now()
-    heads = await services.db.read(lambda c: repo.due_heads(c, now, s.concurrency))
-    if not heads:
-        return 0
-    results = await asyncio.gather(*(_attempt(services, client, b, rand) for b in heads))
-    for paused in results:
-        if paused is not None:
-            await _notify(services, paused)
-    return len(heads)
+    attempted = 0
+    started = time.monotonic()
+    while time.monotonic() - started < budget:
+        heads = await services.db.read(
+            lambda c: repo.due_heads(c, services.clock.now(), s.concurrency)
+        )
+        if not heads:
+            break
+        results = await asyncio.gather(*(_attempt(services, client, b, rand) for b in heads))
+        attempted += len(heads)
+        for paused in results:
+            if paused is not None:
+                await _notify(services, paused)
+    return attempted
 
 
 async def purge(services: Services) -> int:
