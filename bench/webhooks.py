@@ -11,8 +11,8 @@
    time (as Postroom does per webhook).
 3. **Throughput**: ``--events`` delivery events are recorded through
    ``messages.insert_events`` (so with their outbox rows) on a migrated database; then
-   the webhook dispatcher (``WebhookDispatcher.run_once`` in a loop, in this process)
-   batches and POSTs them, and the time until the receiver has counted them all gives
+   the webhook dispatcher (``WebhookDispatcher.run``, as ``serve`` runs it, in this
+   process) batches and POSTs them, and the time until the receiver has counted them all gives
    events/s. Outbox → batch → render → sign → POST → commit, everything real.
 4. **Latency**: events are recorded at ``--rate`` per second for ``--rate-seconds``
    while the dispatcher runs (``flush_seconds`` as shipped, 1 s); the receiver reports
@@ -234,11 +234,15 @@ async def throughput(services: Any, account_id: int, port: int, events: int) -> 
     await create_hook(services, account_id, f"http://127.0.0.1:{port}/hook")
     record(services, account_id, events, stamp_response=False)
     stats(port, reset=True)
-    dispatcher = WebhookDispatcher(services)
+    stop = asyncio.Event()
     start = time.perf_counter()
-    while stats(port)["events"] < events:
-        await dispatcher.run_once()
-    return events / (time.perf_counter() - start)
+    running = asyncio.create_task(WebhookDispatcher(services).run(stop))
+    while (await asyncio.to_thread(stats, port))["events"] < events:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await running
+    return events / elapsed
 
 
 async def latency(

@@ -23,7 +23,7 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -68,30 +68,42 @@ def wants_outbox(kind: str, details: Mapping[str, Any]) -> bool:
     return kind in _OUTBOX_KINDS and details.get("mode") != "sandbox"
 
 
-def matches(webhook: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """Whether ``webhook`` (a ``webhooks`` row) wants ``event`` (an event with its facts).
+def matcher(webhook: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """A fast predicate: does ``webhook`` (a ``webhooks`` row) want an event?
 
-    ``event`` carries the ``events`` columns plus ``sending_domain_id`` (the message's
-    sending domain, None when unknown).
+    The event carries the ``events`` columns plus ``sending_domain_id`` (its message's
+    sending domain, None when unknown). Built once per webhook and batch round.
     """
-    kind = str(event["kind"])
     wtype = webhook["webhook_type"]
-    if kind == EventKind.AUDIT.value:
-        return bool(wtype == WebhookType.AUDIT_LOG.value)
-    if kind == EventKind.INBOUND_RECEIVED.value:
-        inbox = (event.get("details") or {}).get("inbox_id")
-        return (
-            wtype == WebhookType.INBOUND_RECEIVING.value
+    if wtype == WebhookType.AUDIT_LOG.value:
+        return lambda event: event["kind"] == EventKind.AUDIT.value
+    if wtype == WebhookType.INBOUND_RECEIVING.value:
+        inbox = webhook["inbound_inbox_id"]
+        return lambda event: (
+            event["kind"] == EventKind.INBOUND_RECEIVED.value
             and inbox is not None
-            and webhook["inbound_inbox_id"] == inbox
+            and (event.get("details") or {}).get("inbox_id") == inbox
         )
     if wtype != WebhookType.EMAIL_SENDING.value:
-        return False
-    if webhook["sending_stream"] and webhook["sending_stream"] != event["stream"]:
-        return False
-    if webhook["domain_id"] is not None and webhook["domain_id"] != event.get("sending_domain_id"):
-        return False
-    return EventKind(kind).config_name in (webhook["event_types"] or [])
+        return lambda event: False
+    kinds = frozenset(
+        kind.value for kind in SENDING_KINDS if kind.config_name in (webhook["event_types"] or [])
+    )
+    stream, domain = webhook["sending_stream"], webhook["domain_id"]
+
+    def wants(event: Mapping[str, Any]) -> bool:
+        return (
+            event["kind"] in kinds
+            and (not stream or event["stream"] == stream)
+            and (domain is None or event.get("sending_domain_id") == domain)
+        )
+
+    return wants
+
+
+def matches(webhook: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """Whether ``webhook`` wants ``event`` (see :func:`matcher`)."""
+    return matcher(webhook)(event)
 
 
 def _unix(value: datetime) -> int:

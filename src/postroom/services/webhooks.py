@@ -327,22 +327,19 @@ def _batch_rows(
 
 
 def _batch_round(services: Services, conn: Connection, now: datetime) -> int:
-    outbox = repo.take_outbox(conn, OUTBOX_ROUND)
-    if not outbox:
+    taken = repo.take_outbox(conn, OUTBOX_ROUND)
+    if not taken:
         return 0
-    found = repo.events_with_facts(conn, [str(r["event_id"]) for r in outbox])
-    by_id = {str(e["event_id"]): e for e in _facts(conn, found)}
-    ordered = [by_id[str(r["event_id"])] for r in outbox if str(r["event_id"]) in by_id]
-    hooks = repo.enabled_for(conn, sorted({int(r["account_id"]) for r in outbox}))
+    found = _facts(conn, [r for r in taken if r["event_id"] is not None])
+    hooks = repo.enabled_for(conn, sorted({int(r["account_id"]) for r in found}))
     batches: list[dict[str, Any]] = []
     for hook in hooks:
-        matched = [
-            e for e in ordered if e["account_id"] == hook["account_id"] and rules.matches(hook, e)
-        ]
+        wants, account = rules.matcher(hook), hook["account_id"]
+        matched = [e for e in found if e["account_id"] == account and wants(e)]
         batches += _batch_rows(services, hook, matched, "events", now)
     repo.insert_batches(conn, batches)
-    repo.delete_outbox(conn, [int(r["id"]) for r in outbox])
-    return len(outbox)
+    repo.delete_outbox(conn, [int(r["outbox_id"]) for r in taken])
+    return len(taken)
 
 
 async def batch_outbox(services: Services) -> int:
@@ -537,9 +534,13 @@ async def _attempt(
     # Longer than any POST can take (the timeout bounds the whole exchange), so a lease
     # outlives only a crashed dispatcher.
     until = now + timedelta(seconds=s.timeout + 10)
-    if not await services.db.write(lambda c: repo.lease_batch(c, int(batch["seq"]), now, until)):
-        return None
-    webhook = await services.db.read(lambda c: repo.find_by_id(c, int(batch["webhook_id"])))
+
+    def claim(conn: Connection) -> dict[str, Any] | None:
+        if not repo.lease_batch(conn, int(batch["seq"]), now, until):
+            return None  # another dispatcher has it
+        return repo.find_by_id(conn, int(batch["webhook_id"]))
+
+    webhook = await services.db.write(claim)
     if webhook is None:
         return None
     number = int(batch["attempts"]) + 1

@@ -79,10 +79,22 @@ def enabled_for(conn: Connection, account_ids: Sequence[int]) -> list[dict[str, 
 
 
 def take_outbox(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    """The oldest outbox rows (locked on PostgreSQL, skipping rows another takes)."""
-    query = select(webhook_outbox).order_by(webhook_outbox.c.id).limit(limit)
+    """The oldest outbox rows with their events and their messages' facts, in one query
+    (``outbox_id``; the event columns are None when the event is gone, e.g. by retention).
+    Locked on PostgreSQL, skipping rows another dispatcher holds."""
+    joined = (
+        webhook_outbox.outerjoin(events, events.c.event_id == webhook_outbox.c.event_id)
+        .outerjoin(deliveries, deliveries.c.id == events.c.message_id)
+        .outerjoin(messages, messages.c.id == deliveries.c.message_id)
+    )
+    query = (
+        select(webhook_outbox.c.id.label("outbox_id"), *_FACTS)
+        .select_from(joined)
+        .order_by(webhook_outbox.c.id)
+        .limit(limit)
+    )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(of=webhook_outbox, skip_locked=True)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -108,14 +120,6 @@ def _with_facts() -> Any:
         messages, messages.c.id == deliveries.c.message_id
     )
     return select(*_FACTS).select_from(joined)
-
-
-def events_with_facts(conn: Connection, event_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The events named, each with its message's category, custom variables and sender."""
-    if not event_ids:
-        return []
-    query = _with_facts().where(events.c.event_id.in_(list(event_ids)))
-    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def events_between(
