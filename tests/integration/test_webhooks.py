@@ -644,3 +644,25 @@ def test_the_copied_schemas_match_the_contract() -> None:
     schemas = yaml.safe_load(spec.read_text())["components"]["schemas"]
     assert schemas["Webhook"] == SCHEMAS["Webhook"]
     assert schemas["WebhookCreateResponse"] == SCHEMAS["WebhookCreateResponse"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"webhook_type": ["email_sending"]},
+        {"payload_format": {"a": 1}},
+        {"sending_stream": ["bulk"]},
+        {"event_types": [["delivery"]]},
+        {"url": ["https://x.example/"]},
+    ],
+)
+def test_wrong_json_types_are_422_not_500(client: TestClient, fields: dict[str, Any]) -> None:
+    """Found by the fuzz run: a list where a string goes was a TypeError (500)."""
+    body = {
+        "url": "https://hooks.example.com/",
+        "webhook_type": "email_sending",
+        "sending_stream": "transactional",
+        "event_types": ["delivery"],
+        **fields,
+    }
+    assert client.post("/api/webhooks", json={"webhook": body}).status_code == 422

@@ -119,14 +119,14 @@ def _int_or_none(body: Mapping[str, Any], field: str) -> int | None:
 def _event_types(value: object) -> list[str]:
     if not isinstance(value, list) or not value:
         raise _errors("event_types", "can't be blank")
-    unknown = [v for v in value if v not in rules.CONFIG_NAMES]
+    unknown = [v for v in value if not isinstance(v, str) or v not in rules.CONFIG_NAMES]
     if unknown:
         raise _errors("event_types", f"contains unknown event types: {unknown}")
     return [name for name in rules.CONFIG_NAMES if name in value]  # canonical order, no dups
 
 
 def _format(value: object) -> str:
-    if value not in {f.value for f in PayloadFormat}:
+    if not isinstance(value, str) or value not in {f.value for f in PayloadFormat}:
         raise _errors("payload_format", "must be json or jsonlines")
     return str(value)
 
@@ -146,7 +146,7 @@ def _section(body: object) -> dict[str, Any]:
 def _validate_create(services: Services, body: object) -> dict[str, Any]:
     section = _section(body)
     wtype = section.get("webhook_type")
-    if wtype not in {t.value for t in WebhookType}:
+    if not isinstance(wtype, str) or wtype not in {t.value for t in WebhookType}:
         if wtype == "campaigns":
             raise _errors("webhook_type", "campaigns webhooks are not supported by Postroom")
         raise _errors("webhook_type", "is not included in the list")
@@ -163,7 +163,7 @@ def _validate_create(services: Services, body: object) -> dict[str, Any]:
     inbox = _int_or_none(section, "inbound_inbox_id")
     if wtype == WebhookType.EMAIL_SENDING:
         stream = section.get("sending_stream")
-        if stream not in _STREAMS:
+        if not isinstance(stream, str) or stream not in _STREAMS:
             raise _errors("sending_stream", "must be transactional or bulk")
         values["sending_stream"] = stream
         values["event_types"] = _event_types(section.get("event_types"))
