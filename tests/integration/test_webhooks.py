@@ -666,3 +666,92 @@ def test_wrong_json_types_are_422_not_500(client: TestClient, fields: dict[str, 
         **fields,
     }
     assert client.post("/api/webhooks", json={"webhook": body}).status_code == 422
+
+
+def test_a_failing_webhook_does_not_hold_back_another(
+    client: TestClient,
+    boot: Bootstrap,
+    services: Services,
+    clock: FrozenClock,
+    receiver: WebhookReceiver,
+) -> None:
+    with WebhookReceiver() as broken:
+        broken.answer(500)
+        _create(client, broken.url)
+        _create(client, receiver.url)
+        [d] = _send(services, boot.account_id, ["a@rcpt.example"])
+        first = _record(services, d, EventKind.DELIVERY, {})
+        _dispatch(services)
+        second = _record(services, d, EventKind.CLICK, {"url": "https://x.example/"})
+        _dispatch(services)
+        got = [e["event_id"] for p in receiver.accepted() for e in _events(p.body)]
+        assert got == [first, second]
+        assert len(broken.posts) == 1  # its first batch waits for its retry
+
+
+def test_inbound_and_audit_events_reach_only_their_webhooks(
+    client: TestClient,
+    boot: Bootstrap,
+    services: Services,
+    clock: FrozenClock,
+    receiver: WebhookReceiver,
+) -> None:
+    with WebhookReceiver() as other:
+        inbound = _create(
+            client, receiver.url, webhook_type="inbound_receiving", inbound_inbox_id=5
+        )
+        _create(client, other.url, webhook_type="inbound_receiving", inbound_inbox_id=6)
+        assert inbound["inbound_inbox_id"] == 5
+        _validate("Webhook", inbound)
+        now = clock.now()
+        rows = [
+            event_row(
+                services.ids,
+                boot.account_id,
+                EventKind.INBOUND_RECEIVED,
+                None,
+                None,
+                "in@x.example",
+                {"inbox_id": 5, "subject": "Hi"},
+                now,
+            ),
+            event_row(
+                services.ids,
+                boot.account_id,
+                EventKind.AUDIT,
+                None,
+                None,
+                None,
+                {"event": "activity_log.user.updated", "description": "d"},
+                now,
+            ),
+        ]
+        services.db.write_sync(lambda c: message_repo.insert_events(c, rows))
+        _dispatch(services)
+        [post] = receiver.accepted()
+        [event] = _events(post.body)
+        assert event["event"] == "inbound_received" and event["inbox_id"] == 5
+        assert event["subject"] == "Hi" and event["event_id"] == rows[0]["event_id"]
+        assert other.posts == []
+
+
+def test_delivered_batches_and_old_log_entries_are_purged(
+    client: TestClient,
+    boot: Bootstrap,
+    services: Services,
+    clock: FrozenClock,
+    receiver: WebhookReceiver,
+) -> None:
+    hook = _create(client, receiver.url)
+    [d] = _send(services, boot.account_id, ["a@rcpt.example"])
+    _record(services, d, EventKind.DELIVERY, {})
+    _dispatch(services)
+    count = select(func.count()).select_from(webhook_batches)
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 1
+    clock.advance(29 * 86400)
+    asyncio.run(service.purge(services))
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 1
+    clock.advance(2 * 86400)
+    asyncio.run(service.purge(services))
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 0
+    assert client.get(f"/api/webhooks/{hook['id']}/deliveries").json()["data"] == []
