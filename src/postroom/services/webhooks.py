@@ -523,26 +523,50 @@ def _pause(
     message_repo.insert_events(conn, [row])
 
 
-async def _attempt(
+def _lease_until(services: Services, now: datetime) -> datetime:
+    # Longer than any POST can take (the timeout bounds the whole exchange), so a lease
+    # outlives only a crashed dispatcher.
+    return now + timedelta(seconds=services.settings.webhooks.timeout + 10)
+
+
+async def _drain(
     services: Services,
     client: EgressClient,
     batch: dict[str, Any],
     rand: Callable[[], float],
+    deadline: float,
 ) -> Paused | None:
+    """Send ``batch``, then the webhook's next batches in order while they succeed and
+    time is left. The transaction that records an attempt also leases the next batch,
+    so each batch costs one commit besides the first lease."""
     now = services.clock.now()
-    s = services.settings.webhooks
-    # Longer than any POST can take (the timeout bounds the whole exchange), so a lease
-    # outlives only a crashed dispatcher.
-    until = now + timedelta(seconds=s.timeout + 10)
 
     def claim(conn: Connection) -> dict[str, Any] | None:
-        if not repo.lease_batch(conn, int(batch["seq"]), now, until):
+        if not repo.lease_batch(conn, int(batch["seq"]), now, _lease_until(services, now)):
             return None  # another dispatcher has it
         return repo.find_by_id(conn, int(batch["webhook_id"]))
 
     webhook = await services.db.write(claim)
     if webhook is None:
         return None
+    current: dict[str, Any] | None = batch
+    while current is not None:
+        paused, current = await _attempt(services, client, webhook, current, rand, deadline)
+        if paused is not None:
+            return paused
+    return None
+
+
+async def _attempt(
+    services: Services,
+    client: EgressClient,
+    webhook: dict[str, Any],
+    batch: dict[str, Any],
+    rand: Callable[[], float],
+    deadline: float,
+) -> tuple[Paused | None, dict[str, Any] | None]:
+    """POST one leased batch and record the outcome; returns (paused, next leased batch)."""
+    started = services.clock.now()
     number = int(batch["attempts"]) + 1
     outcome = await post(services, client, webhook, str(batch["id"]), bytes(batch["body"]), number)
     done = services.clock.now()
@@ -552,16 +576,24 @@ async def _attempt(
         str(batch["kind"]),
         number,
         int(batch["event_count"]),
-        now,
+        started,
         outcome,
     )
+    more = time.monotonic() < deadline
 
-    def record(conn: Connection) -> Paused | None:
+    def record(conn: Connection) -> tuple[Paused | None, dict[str, Any] | None]:
         repo.insert_attempt(conn, **entry)
         if outcome.ok:
             repo.batch_delivered(conn, int(batch["seq"]), number, done)
-            return None
-        first = batch["first_failed_at"] or now
+            if not more:
+                return None, None
+            follower = repo.next_due(conn, int(webhook["id"]), done)
+            if follower is None or not repo.lease_batch(
+                conn, int(follower["seq"]), done, _lease_until(services, done)
+            ):
+                return None, None
+            return None, follower
+        first = batch["first_failed_at"] or started
         when = next_attempt(
             _schedule(services), attempts=number, first_attempt_at=first, now=done, rand=rand
         )
@@ -569,11 +601,11 @@ async def _attempt(
             reason = f"deliveries failed since {first.isoformat()} ({outcome.error})"
             repo.batch_failed(conn, int(batch["seq"]), number, done, first)
             _pause(services, conn, webhook, reason, done)
-            return Paused(webhook, reason)
+            return Paused(webhook, reason), None
         repo.batch_failed(conn, int(batch["seq"]), number, when, first)
-        return None
+        return None, None
 
-    paused = await services.db.write(record)
+    result = await services.db.write(record)
     if not outcome.ok:
         log.info(
             "webhook %s batch %s attempt %d failed: %s",
@@ -582,7 +614,7 @@ async def _attempt(
             number,
             outcome.error,
         )
-    return paused
+    return result
 
 
 async def _notify(services: Services, paused: Paused) -> None:
@@ -618,7 +650,8 @@ async def send_due(
     budget: float = 10.0,
 ) -> int:
     """Send due batches, up to ``concurrency`` webhooks at once, each webhook's in order,
-    until none is due or ``budget`` seconds have passed; returns the batches attempted.
+    until none is due or ``budget`` seconds have passed; returns how many webhook drains
+    ran (each sends one or more batches).
 
     A webhook whose batch failed waits for its retry, so it drops out of the next pass
     while the others go on.
@@ -632,7 +665,10 @@ async def send_due(
         )
         if not heads:
             break
-        results = await asyncio.gather(*(_attempt(services, client, b, rand) for b in heads))
+        deadline = started + budget
+        results = await asyncio.gather(
+            *(_drain(services, client, b, rand, deadline) for b in heads)
+        )
         attempted += len(heads)
         for paused in results:
             if paused is not None:

@@ -194,6 +194,29 @@ def due_heads(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def next_due(conn: Connection, webhook_id: int, now: datetime) -> dict[str, Any] | None:
+    """The webhook's oldest pending batch, when it is due and not leased and the webhook
+    is still active and unpaused."""
+    query = (
+        select(webhook_batches)
+        .join(webhooks, webhooks.c.id == webhook_batches.c.webhook_id)
+        .where(
+            webhook_batches.c.webhook_id == webhook_id,
+            webhook_batches.c.state == PENDING,
+            webhooks.c.active.is_(True),
+            webhooks.c.paused_at.is_(None),
+        )
+        .order_by(webhook_batches.c.seq)
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    if row is None or row["next_attempt_at"] > now:
+        return None
+    if row["lease_until"] is not None and row["lease_until"] > now:
+        return None
+    return dict(row)
+
+
 def lease_batch(conn: Connection, seq: int, now: datetime, until: datetime) -> bool:
     """Claim a pending batch until ``until``; False when another dispatcher holds it."""
     result = conn.execute(
