@@ -198,6 +198,50 @@ class EgressSettings(BaseModel):
     connect_timeout: float = Field(10.0, description="Seconds to wait for a TCP+TLS connection.")
 
 
+class WebhookSettings(BaseModel):
+    """Webhooks: batching, delivery, retries, pausing, and where they may connect."""
+
+    flush_seconds: float = Field(
+        1.0, gt=0, description="Seconds between rounds that batch new events and send them."
+    )
+    batch_max_events: int = Field(
+        500, ge=1, le=500, description="Most events in one POST (the contract's 500)."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds a receiver has to answer one POST.")
+    max_response_bytes: int = Field(
+        64 * 1024, ge=1024, description="Most bytes of a receiver's answer read (the rest dropped)."
+    )
+    concurrency: int = Field(16, ge=1, description="Webhooks sent to at the same time.")
+    retry_first_delay: float = Field(30.0, gt=0, description="Seconds before the first retry.")
+    retry_factor: float = Field(2.0, ge=1, description="Each retry waits this many times longer.")
+    retry_max_delay: float = Field(
+        3600.0, gt=0, description="Longest wait between two retries (seconds)."
+    )
+    retry_window: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds a failing batch is retried before its webhook is paused "
+        "(resumed by any update of the webhook).",
+    )
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Non-public networks webhook URLs may reach, besides "
+        "egress.allowed_networks (e.g. an internal receiver).",
+    )
+    allowed_ports: list[int] = Field(
+        default_factory=lambda: [80, 443],
+        description="Ports webhook URLs may name (the contract's 80 and 443); empty: any.",
+    )
+    notification_email: str | None = Field(
+        None,
+        description="Address mailed (through Postroom itself) when a webhook is paused; "
+        "unset: the pause is recorded as an audit event only.",
+    )
+    log_days: float = Field(
+        30.0, gt=0, description="Days delivery-log entries and delivered batches are kept."
+    )
+
+
 class MtaStsSettings(BaseModel):
     """MTA-STS (RFC 8461): receivers' policies that demand verified TLS to listed MX hosts."""
 
@@ -826,6 +870,9 @@ class Settings(BaseSettings):
     connections: ConnectionSettings = Field(
         default_factory=ConnectionSettings,
         description="Connection caps and timeouts of every listener.",
+    )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="Webhook batching, delivery and retries."
     )
 
     @classmethod

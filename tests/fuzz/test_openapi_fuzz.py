@@ -45,6 +45,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, 
         ratelimits={"enabled": False},
         # A generated ?wait= may ask for 30 s: the listing's wait is real, so keep it short.
         limits={"sandbox_max_wait_seconds": 0.2},
+        # A generated webhook test event connects out: keep each attempt short.
+        webhooks={"timeout": 1.0},
     )
     db = Database.from_url(config.database_url)
     upgrade(db.engine)
@@ -94,6 +96,11 @@ def _seed(app: FastAPI, token: str, account: int, inbox: int) -> Ids:
         captured = http.post(f"/api/send/{inbox}", json=mail).json()["message_ids"]
         sent = http.post("/api/send", json=mail).json()["message_ids"]
         project = made("GET", "/projects", None)[0]["id"]
+        webhook = made(
+            "POST",
+            "/webhooks",
+            {"webhook": {"url": "https://hooks.fz.test/", "webhook_type": "audit_log"}},
+        )
     return {
         "account_id": [account],
         "inbox_id": [inbox],
@@ -103,6 +110,7 @@ def _seed(app: FastAPI, token: str, account: int, inbox: int) -> Ids:
         "suppression_id": [suppression["data"]["id"]],
         "message_id": [int(captured[0]), *sent],
         "attachment_id": [1],
+        "webhook_id": [webhook["data"]["id"]],
     }
 
 

@@ -63,6 +63,7 @@ def _routers() -> list[Any]:
         suppressions,
         templates,
         tracking_opt_outs,
+        webhooks,
     )
 
     return [
@@ -78,6 +79,7 @@ def _routers() -> list[Any]:
         tracking_opt_outs,
         contacts,
         inbound,
+        webhooks,
     ]
 
 

@@ -223,6 +223,30 @@ class AlertsBody(BaseModel):
     alerts: AlertFields
 
 
+class WebhookFields(BaseModel):
+    url: str = Field(description="http(s) URL receiving the POSTs (public addresses only).")
+    webhook_type: Literal["email_sending", "audit_log", "inbound_receiving"] | None = Field(
+        None, description="Required on create; cannot change."
+    )
+    active: bool | None = Field(None, description="Default true; any update resumes a pause.")
+    payload_format: Literal["json", "jsonlines"] | None = Field(None, description="Default json.")
+    sending_stream: Literal["transactional", "bulk"] | None = Field(
+        None, description="Required for email_sending."
+    )
+    event_types: list[str] | None = Field(None, description="Required for email_sending.")
+    domain_id: int | None = Field(None, description="Only this sending domain's events.")
+    inbound_inbox_id: int | None = Field(None, description="Required for inbound_receiving.")
+
+
+class WebhookBody(BaseModel):
+    webhook: WebhookFields
+
+
+class ReplayBody(BaseModel):
+    since: str = Field(description="ISO 8601 time: events recorded at or after it.")
+    until: str = Field(description="ISO 8601 time: events recorded before it.")
+
+
 DOC_MODELS: tuple[type[BaseModel], ...] = (
     ProjectBody,
     InboxBody,
@@ -236,4 +260,6 @@ DOC_MODELS: tuple[type[BaseModel], ...] = (
     SuppressionBody,
     RetentionBody,
     AlertsBody,
+    WebhookBody,
+    ReplayBody,
 )

@@ -1,9 +1,9 @@
 """Run every role of ``postroom serve`` in one process and one event loop.
 
 Three uvicorn servers (transactional, bulk and tracking listeners), the SMTP
-submission listeners, the inbound SMTP listener for bounces, the delivery worker and the
-scheduler share the loop. Signals are handled here, once, for all of them: uvicorn's
-own handlers would let only the last server installed hear SIGINT/SIGTERM.
+submission listeners, the inbound SMTP listener for bounces, the delivery worker, the
+scheduler and the webhook dispatcher share the loop. Signals are handled here, once, for
+all of them: uvicorn's own handlers would let only the last server installed hear SIGINT/SIGTERM.
 
 Before anything listens, the soft open-file limit is raised to the hard one and every
 listener gets its connection gate, with caps that fit under that limit
@@ -33,6 +33,7 @@ from postroom.services.auth import Authenticator
 from postroom.submission.server import start_listeners
 from postroom.workers.delivery import DeliveryWorker
 from postroom.workers.scheduler import Scheduler
+from postroom.workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger("postroom.serve")
 
@@ -139,6 +140,7 @@ async def serve(
     ]
     tasks.append(asyncio.create_task(worker.run(stop), name="worker"))
     tasks.append(asyncio.create_task(Scheduler(services).run(stop), name="scheduler"))
+    tasks.append(asyncio.create_task(WebhookDispatcher(services).run(stop), name="webhooks"))
     inbound_port = services.settings.bounces.inbound_port
     inbound = None
     if services.settings.bounces.inbound_enabled and inbound_port in sockets:

@@ -36,8 +36,12 @@ class EventKind(StrEnum):
     # Per-domain health alerts (postroom.services.alerts): no message, no recipient.
     ALERT_RAISED = "alert_raised"
     ALERT_CLEARED = "alert_cleared"
+    # Account activity (the audit log; F11 records most of them, webhooks record a paused
+    # webhook): details are the audit payload (event, description, actor, resource…).
+    AUDIT = "audit"
     # Inbound email (postroom.services.inbound_mail): a message stored in an inbound
-    # inbox; details["inbox_id"] and details["inbound_message_id"]. No delivery.
+    # inbox; details["inbox_id"] (which inbound_receiving webhooks match on) and
+    # details["inbound_message_id"]. No delivery.
     INBOUND_RECEIVED = "inbound_received"
 
     @property

@@ -114,7 +114,9 @@ def apply_capture(services: Services, conn: Connection, plan: CapturePlan, now: 
         )
         for d in delivered
     ] + [
-        delivery_event(services.ids, d, EventKind.REJECT, {"reject_reason": r}, now)
+        delivery_event(
+            services.ids, d, EventKind.REJECT, {"reject_reason": r, "mode": "sandbox"}, now
+        )
         for d, r in rejected
     ]
     message_repo.insert_events(conn, events)

@@ -1,6 +1,6 @@
 """The one outbound HTTP client: SSRF-safe requests to hosts other people name.
 
-MTA-STS policy hosts (``mta-sts.<recipient domain>``) and, later, customers' webhook URLs
+MTA-STS policy hosts (``mta-sts.<recipient domain>``) and customers' webhook URLs
 are chosen by strangers, so a request to them must not reach Postroom's own network
 (reliability.md §3.5, OWASP API7). :class:`EgressClient` does what the archived
 ``advocate`` library did, on httpx:
@@ -91,6 +91,7 @@ class _Exchange:
     content: bytes | None
     max_bytes: int
     timeout: float
+    truncate: bool = False
 
 
 def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
@@ -163,15 +164,17 @@ class EgressClient:
         timeout: float,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        truncate: bool = False,
     ) -> EgressResponse:
         """Send one request and read the whole response, within ``timeout`` seconds.
 
         Any status is returned, 3xx included (never followed). Raises :class:`EgressRefused`
         before connecting when the destination is not allowed, :class:`ResponseTooLarge`
-        past ``max_bytes``, :class:`EgressError` for every other failure.
+        past ``max_bytes`` (unless ``truncate``: then the body is its first ``max_bytes``
+        and the rest is never read), :class:`EgressError` for every other failure.
         """
         target = self._target(url)
-        exchange = _Exchange(method, dict(headers or {}), content, max_bytes, timeout)
+        exchange = _Exchange(method, dict(headers or {}), content, max_bytes, timeout, truncate)
         try:
             async with asyncio.timeout(timeout):
                 addresses = await self._addresses(target.host)
@@ -259,7 +262,7 @@ class EgressClient:
             except httpx.HTTPError as exc:
                 raise EgressError(f"{target.host} ({address}): {exc!r}") from exc
             try:
-                body = await _read_capped(response, exchange.max_bytes)
+                body = await _read_capped(response, exchange.max_bytes, exchange.truncate)
             except httpx.HTTPError as exc:
                 raise EgressError(f"{target.host} ({address}): {exc!r}") from exc
             finally:
@@ -267,19 +270,23 @@ class EgressClient:
         return EgressResponse(response.status_code, response.headers, body, address)
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    """The body as sent on the wire (de-chunked), refusing more than ``max_bytes``."""
+async def _read_capped(response: httpx.Response, max_bytes: int, truncate: bool = False) -> bytes:
+    """The body as sent on the wire (de-chunked), refusing more than ``max_bytes`` (or,
+    with ``truncate``, keeping the first ``max_bytes`` and reading no further)."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise EgressError(f"compressed response refused (content-encoding {encoding!r})")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isdigit() and int(declared) > max_bytes and not truncate:
         raise ResponseTooLarge(f"response declares {declared} bytes, limit {max_bytes}")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > max_bytes:
+            if truncate:
+                chunks.append(chunk[: max_bytes - (size - len(chunk))])
+                break
             raise ResponseTooLarge(f"response exceeds {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

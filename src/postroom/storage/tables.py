@@ -673,4 +673,81 @@ inbound_messages = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("received_at", Stamp, nullable=False),
     Index("ix_inbound_messages_inbox", "inbox_id", "id"),
+webhooks = Table(
+    "webhooks",
+    metadata,
+    # A customer's endpoint (spec `webhooks` tag): what it receives and its sealed signing
+    # secret. ``paused_at`` is set when its deliveries kept failing past the retry window;
+    # any update clears it (postroom.services.webhooks).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("webhook_type", String(32), nullable=False),
+    Column("payload_format", String(16), nullable=False),
+    Column("sending_stream", String(16), nullable=True),
+    Column("domain_id", BigInteger, nullable=True),
+    Column("inbound_inbox_id", BigInteger, nullable=True),
+    Column("event_types", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("paused_at", Stamp, nullable=True),
+    Column("pause_reason", Text, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_webhooks_account", "account_id", "id"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    # The durable outbox: one row per event a webhook may want, written in the very
+    # transaction that records the event (storage/repos/messages.insert_events). The
+    # dispatcher turns rows into batches and deletes them in one transaction.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+webhook_batches = Table(
+    "webhook_batches",
+    metadata,
+    # One POST's worth of events for one webhook, with its stable id (webhook-id and the
+    # X-Postroom-Batch header). Sent in ``seq`` order per webhook, one at a time, so
+    # events reach a receiver in the order they happened; the body is kept until a 2xx.
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("first_event_at", Stamp, nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Stamp, nullable=False),
+    Column("first_failed_at", Stamp, nullable=True),
+    Column("lease_until", Stamp, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("delivered_at", Stamp, nullable=True),
+    Index("ix_webhook_batches_webhook_state", "webhook_id", "state", "seq"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    # The delivery log: every POST to a webhook (batches, replays, test events) with its
+    # outcome, latency and the first bytes of the answer.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("batch_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("started_at", Stamp, nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", Text, nullable=False),
+    Index("ix_webhook_attempts_webhook_time", "webhook_id", "started_at", "id"),
 )

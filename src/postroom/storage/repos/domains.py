@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from postroom.storage.repos import insert_id
-from postroom.storage.tables import dkim_keys, events, sending_domains
+from postroom.storage.repos import insert_id, messages
+from postroom.storage.tables import dkim_keys, sending_domains
 
 # --- domains ----------------------------------------------------------------------------
 
@@ -135,6 +135,9 @@ def update_key(conn: Connection, key_id: int, **values: Any) -> None:
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append event rows (built by :func:`postroom.events.recorder.event_row`)."""
-    if rows:
-        conn.execute(events.insert(), rows)
+    """Append event rows (built by :func:`postroom.events.recorder.event_row`).
+
+    The one event writer is :func:`postroom.storage.repos.messages.insert_events` (it
+    fills the webhook outbox too); this name stays for the domain service's callers.
+    """
+    messages.insert_events(conn, rows)

@@ -1,4 +1,9 @@
-"""Accepted messages, their bodies, their per-recipient deliveries, and events."""
+"""Accepted messages, their bodies, their per-recipient deliveries, and events.
+
+:func:`insert_events` is the one way an event is recorded: with each event a webhook may
+deliver it writes the webhook outbox row in the same transaction (the durable outbox of
+:mod:`postroom.services.webhooks`), so no event can be recorded and then lost to webhooks.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from postroom.storage.tables import deliveries, events, message_bodies, messages
+from postroom.domain.webhooks import wants_outbox
+from postroom.storage.tables import deliveries, events, message_bodies, messages, webhook_outbox
 
 
 def insert_accepted(
@@ -22,15 +28,24 @@ def insert_accepted(
         (messages, message_rows),
         (message_bodies, body_rows),
         (deliveries, delivery_rows),
-        (events, event_rows),
     ):
         if rows:
             conn.execute(table.insert(), rows)
+    insert_events(conn, event_rows)
 
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(events.insert(), rows)
+    """Append event rows (from :mod:`postroom.events.recorder`) and their outbox rows."""
+    if not rows:
+        return
+    conn.execute(events.insert(), rows)
+    outbox = [
+        {"event_id": r["event_id"], "account_id": r["account_id"], "created_at": r["created_at"]}
+        for r in rows
+        if wants_outbox(r["kind"], r["details"])
+    ]
+    if outbox:
+        conn.execute(webhook_outbox.insert(), outbox)
 
 
 def get_raw(conn: Connection, message_id: str) -> bytes | None:
