@@ -14,11 +14,11 @@ instance it started::
     postroom domain list [--account ID]
     postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
     postroom domain rotate DOMAIN_OR_ID [--account ID]
+    postroom webhook list|log|replay|test|resume …   (cli/webhooks.py)
 
 Remote commands go through the HTTP API of any Postroom (POSTROOM_URL, POSTROOM_TOKEN or
 ``postroom remote login``): ``postroom remote ...`` (cli/remote.py) and ``postroom mcp``
 (cli/mcpserver.py).
-    postroom webhook list|log|replay|test|resume …   (cli/webhooks.py)
 """
 
 from __future__ import annotations
@@ -617,6 +617,8 @@ def mcp(
     except RemoteError as exc:
         err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
         raise typer.Exit(2 if exc.status == 0 else 1) from None
+
+
 # Registered last: cli/webhooks.py uses the helpers above.
 from postroom.cli.webhooks import webhook_app  # noqa: E402
 

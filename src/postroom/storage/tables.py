@@ -673,6 +673,8 @@ inbound_messages = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("received_at", Stamp, nullable=False),
     Index("ix_inbound_messages_inbox", "inbox_id", "id"),
+)
+
 webhooks = Table(
     "webhooks",
     metadata,
