@@ -25,6 +25,7 @@ from postroom.api.schemas import (
     SendResponse,
 )
 from postroom.domain.streams import Stream
+from postroom.errors import Forbidden
 from postroom.services import Services, idempotency
 from postroom.services.accept import Origin, accept_message, accept_messages
 from postroom.services.auth import Principal
@@ -50,9 +51,19 @@ def _origin(
     request: Request, who: Principal, inbox_id: int | None = None, body: bytes = b""
 ) -> Origin:
     who.require("send")
+    if inbox_id is not None and not who.may_send_into(inbox_id):
+        # A token limited to other sandboxes (domain/access.py) may not send here.
+        raise Forbidden("send")
     client = request.client.host if request.client else None
     stream = Stream.TRANSACTIONAL if inbox_id is not None else stream_of(request)
-    return Origin(who.account_id, stream, client, inbox_id, idempotency=_claim(request, body))
+    return Origin(
+        who.account_id,
+        stream,
+        client,
+        inbox_id,
+        idempotency=_claim(request, body),
+        sender_domains=who.sender_domains,
+    )
 
 
 def _claim(request: Request, body: bytes) -> idempotency.Claim | None:
