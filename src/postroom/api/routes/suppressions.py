@@ -22,25 +22,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from postroom.api.auth import acting_account, principal, services_of
+from postroom.api.auth import services_of
 from postroom.api.body import read_json
 from postroom.api.docs import SuppressionBody, csv_body, json_body
-from postroom.api.params import Id
+from postroom.api.families import Acting, Routes
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, PayloadTooLarge, ValidationFailed
 from postroom.services import suppressions
 from postroom.services.auth import Principal
 
 router = APIRouter(tags=["suppressions"])
-
-Who = Annotated[Principal, Depends(principal)]
+routes = Routes(router, "/suppressions")
 BODY_LIMIT = 16 * 1024
 CSV_LIMIT = 20 * 1024 * 1024
-ACCOUNT = "/api/accounts/{account_id}/suppressions"
-ALIAS = "/api/suppressions"
 BODY = json_body(SuppressionBody)
 CSV = csv_body()
 
@@ -100,22 +97,25 @@ def _uuid(value: str | None) -> str | None:
         raise ValidationFailed(["last_id must be a suppression id"]) from None
 
 
-# --- shared handlers ----------------------------------------------------------------------
+# --- routes: declared once, both path families (api/families.py) -------------------------
+
+Email = Annotated[str | None, Query(max_length=320)]
+Stamp = Annotated[str | None, Query(max_length=64)]
+Cursor = Annotated[str | None, Query(max_length=64)]
 
 
-async def _list(
+@routes.get("", scope="read", summary="List suppressions")
+async def list_suppressions(
     request: Request,
-    who: Principal,
-    account_id: int | None,
-    email: str | None,
-    start_time: str | None,
-    end_time: str | None,
-    last_id: str | None,
+    caller: Acting,
+    email: Email = None,
+    start_time: Stamp = None,
+    end_time: Stamp = None,
+    last_id: Cursor = None,
 ) -> Response:
-    target = acting_account(who, account_id, "read")
     rows = await suppressions.list_page(
         services_of(request),
-        target,
+        caller.account_id,
         email=email,
         start=_time(start_time, "start_time"),
         end=_time(end_time, "end_time"),
@@ -124,8 +124,8 @@ async def _list(
     return json_response([suppression_json(r) for r in rows])
 
 
-async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "admin")
+@routes.post("", scope="admin", summary="Add a suppression", status_code=201, openapi_extra=BODY)
+async def create_suppression(request: Request, caller: Acting) -> Response:
     body = await read_json(request, BODY_LIMIT)
     if isinstance(body, dict) and isinstance(body.get("suppression"), dict):
         body = body["suppression"]  # a Rails-style wrapper is accepted too
@@ -136,8 +136,8 @@ async def _create(request: Request, who: Principal, account_id: int | None) -> R
         raise ValidationFailed(["domain_id must be an integer"])
     row = await suppressions.create(
         services_of(request),
-        target,
-        _actor(who),
+        caller.account_id,
+        _actor(caller.principal),
         str(body.get("email") or ""),
         str(body.get("sending_stream") or ""),
         str(body.get("type") or suppressions.MANUAL_IMPORT),
@@ -146,29 +146,17 @@ async def _create(request: Request, who: Principal, account_id: int | None) -> R
     return json_response({"data": suppression_json(row)}, 201)
 
 
-async def _delete(
-    request: Request, who: Principal, account_id: int | None, suppression_id: str
-) -> Response:
-    target = acting_account(who, account_id, "admin")
-    try:
-        key = str(UUID(suppression_id))
-    except ValueError:
-        raise NotFound("suppression") from None
-    row = await suppressions.remove(services_of(request), target, _actor(who), key)
-    return json_response(suppression_json(row))
-
-
-async def _export(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "read")
+@routes.get("/export", scope="read", summary="Export suppressions as CSV")
+async def export_suppressions(request: Request, caller: Acting) -> Response:
     return StreamingResponse(
-        suppressions.export_csv(services_of(request), target),
+        suppressions.export_csv(services_of(request), caller.account_id),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
     )
 
 
-async def _import(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "admin")
+@routes.post("/import", scope="admin", summary="Import suppressions from CSV", openapi_extra=CSV)
+async def import_suppressions(request: Request, caller: Acting) -> Response:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -176,15 +164,17 @@ async def _import(request: Request, who: Principal, account_id: int | None) -> R
             raise PayloadTooLarge("CSV too large")
         chunks.append(chunk)
     text = b"".join(chunks).decode("utf-8-sig", "replace")
-    result = await suppressions.import_csv(services_of(request), target, _actor(who), text)
+    result = await suppressions.import_csv(
+        services_of(request), caller.account_id, _actor(caller.principal), text
+    )
     return json_response({"data": result})
 
 
-async def _history(
-    request: Request, who: Principal, account_id: int | None, email: str
+@routes.get("/history", scope="read", summary="Additions and removals of one address")
+async def suppression_history(
+    request: Request, caller: Acting, email: Annotated[str, Query(max_length=320)]
 ) -> Response:
-    target = acting_account(who, account_id, "read")
-    rows = await suppressions.history(services_of(request), target, email)
+    rows = await suppressions.history(services_of(request), caller.account_id, email)
     return json_response(
         [
             {
@@ -202,93 +192,13 @@ async def _history(
     )
 
 
-# --- routes: both path families -----------------------------------------------------------
-
-Email = Annotated[str | None, Query(max_length=320)]
-Stamp = Annotated[str | None, Query(max_length=64)]
-Cursor = Annotated[str | None, Query(max_length=64)]
-
-
-@router.get(ACCOUNT, summary="List suppressions")
-async def list_suppressions(
-    account_id: Id,
-    request: Request,
-    who: Who,
-    email: Email = None,
-    start_time: Stamp = None,
-    end_time: Stamp = None,
-    last_id: Cursor = None,
-) -> Response:
-    return await _list(request, who, account_id, email, start_time, end_time, last_id)
-
-
-@router.get(ALIAS, summary="List suppressions (token's account)")
-async def list_suppressions_alias(
-    request: Request,
-    who: Who,
-    email: Email = None,
-    start_time: Stamp = None,
-    end_time: Stamp = None,
-    last_id: Cursor = None,
-) -> Response:
-    return await _list(request, who, None, email, start_time, end_time, last_id)
-
-
-@router.post(ACCOUNT, summary="Add a suppression", status_code=201, openapi_extra=BODY)
-async def create_suppression(account_id: Id, request: Request, who: Who) -> Response:
-    return await _create(request, who, account_id)
-
-
-@router.post(
-    ALIAS, summary="Add a suppression (token's account)", status_code=201, openapi_extra=BODY
-)
-async def create_suppression_alias(request: Request, who: Who) -> Response:
-    return await _create(request, who, None)
-
-
-@router.get(ACCOUNT + "/export", summary="Export suppressions as CSV")
-async def export_suppressions(account_id: Id, request: Request, who: Who) -> Response:
-    return await _export(request, who, account_id)
-
-
-@router.get(ALIAS + "/export", summary="Export suppressions as CSV (token's account)")
-async def export_suppressions_alias(request: Request, who: Who) -> Response:
-    return await _export(request, who, None)
-
-
-@router.post(ACCOUNT + "/import", summary="Import suppressions from CSV", openapi_extra=CSV)
-async def import_suppressions(account_id: Id, request: Request, who: Who) -> Response:
-    return await _import(request, who, account_id)
-
-
-@router.post(
-    ALIAS + "/import", summary="Import suppressions from CSV (token's account)", openapi_extra=CSV
-)
-async def import_suppressions_alias(request: Request, who: Who) -> Response:
-    return await _import(request, who, None)
-
-
-@router.get(ACCOUNT + "/history", summary="Additions and removals of one address")
-async def suppression_history(
-    account_id: Id, request: Request, who: Who, email: Annotated[str, Query(max_length=320)]
-) -> Response:
-    return await _history(request, who, account_id, email)
-
-
-@router.get(ALIAS + "/history", summary="Additions and removals of one address (token's)")
-async def suppression_history_alias(
-    request: Request, who: Who, email: Annotated[str, Query(max_length=320)]
-) -> Response:
-    return await _history(request, who, None, email)
-
-
-@router.delete(ACCOUNT + "/{suppression_id}", summary="Remove a suppression")
-async def delete_suppression(
-    account_id: Id, suppression_id: str, request: Request, who: Who
-) -> Response:
-    return await _delete(request, who, account_id, suppression_id)
-
-
-@router.delete(ALIAS + "/{suppression_id}", summary="Remove a suppression (token's account)")
-async def delete_suppression_alias(suppression_id: str, request: Request, who: Who) -> Response:
-    return await _delete(request, who, None, suppression_id)
+@routes.delete("/{suppression_id}", scope="admin", summary="Remove a suppression")
+async def delete_suppression(suppression_id: str, request: Request, caller: Acting) -> Response:
+    try:
+        key = str(UUID(suppression_id))
+    except ValueError:
+        raise NotFound("suppression") from None
+    row = await suppressions.remove(
+        services_of(request), caller.account_id, _actor(caller.principal), key
+    )
+    return json_response(suppression_json(row))
