@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from postroom.domain.audit import Actor
 from postroom.errors import NotFound
 from postroom.services import Services
 from postroom.services.auth import Authenticator, Principal
@@ -82,3 +83,9 @@ def services_of(request: Request) -> Services:
     """The application's services (``create_app`` puts them on ``app.state``)."""
     services: Services = request.app.state.services
     return services
+
+
+def actor_of(request: Request, found: Principal) -> Actor:
+    """The audit log's actor for a request made with token ``found``."""
+    client = request.client.host if request.client is not None else ""
+    return Actor("token", str(found.token_id), found.token_name, client)

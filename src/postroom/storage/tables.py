@@ -228,6 +228,8 @@ api_tokens = Table(
     Column("revoked_at", Stamp, nullable=True),
     # Recorded at most once a minute per token (services/auth.py).
     Column("last_used_at", Stamp, nullable=True),
+    # Set when the token was reset (it then expires after a grace period; no second reset).
+    Column("reset_at", Stamp, nullable=True),
 )
 
 projects = Table(

@@ -187,6 +187,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_used_at", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("reset_at", UTCDateTime(), nullable=True))
 
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("password_hash", sa.String(length=255), nullable=True))
@@ -255,6 +256,7 @@ def downgrade() -> None:
         batch_op.drop_column("password_hash")
 
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_column("reset_at")
         batch_op.drop_column("last_used_at")
 
     with op.batch_alter_table("accounts", schema=None) as batch_op:
