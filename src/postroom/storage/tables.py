@@ -105,6 +105,8 @@ users = Table(
     # The TOTP secret, sealed (storage/secrets.py); set once the second factor is confirmed.
     Column("totp_secret", Text, nullable=True),
     Column("totp_enabled_at", Stamp, nullable=True),
+    # The last TOTP time step accepted: a code is good once (no replay).
+    Column("totp_last_step", BigInteger, nullable=True),
     Column("disabled_at", Stamp, nullable=True),
 )
 

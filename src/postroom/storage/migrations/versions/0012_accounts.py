@@ -193,6 +193,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("password_hash", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("totp_secret", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("totp_enabled_at", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("disabled_at", UTCDateTime(), nullable=True))
     _accesses_for_existing()
 
@@ -251,6 +252,7 @@ def _access(
 def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("disabled_at")
+        batch_op.drop_column("totp_last_step")
         batch_op.drop_column("totp_enabled_at")
         batch_op.drop_column("totp_secret")
         batch_op.drop_column("password_hash")
