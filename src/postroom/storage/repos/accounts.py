@@ -279,3 +279,12 @@ def project_inboxes(conn: Connection, account_id: int, project_ids: Iterable[int
         inboxes.c.account_id == account_id, inboxes.c.project_id.in_(ids)
     )
     return {int(i) for i in conn.execute(query).scalars()}
+
+
+def token_account(conn: Connection, token_id: int) -> int | None:
+    """The account of live token ``token_id``, if there is one."""
+    query = select(api_tokens.c.account_id).where(
+        api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None)
+    )
+    found = conn.execute(query).scalar_one_or_none()
+    return int(found) if found is not None else None
