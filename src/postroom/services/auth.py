@@ -113,8 +113,9 @@ class Authenticator:
         return principal
 
     def forget(self) -> None:
-        """Drop every cached principal (after a token or account changed here)."""
+        """Drop every cached answer (after a token or account changed here)."""
         self._cache.clear()
+        self._refused.clear()
 
     async def _touch(self, principal: Principal) -> None:
         """Record the token's last use, at most once per TOUCH_SECONDS per token."""
