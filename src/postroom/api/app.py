@@ -55,6 +55,7 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
+        accesses,
         api_tokens,
         audit,
         domains,
@@ -79,6 +80,7 @@ def _routers() -> list[Any]:
         insights,
         tracking_opt_outs,
         api_tokens,
+        accesses,
         audit,
     ]
 
