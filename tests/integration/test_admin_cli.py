@@ -72,8 +72,12 @@ def test_tokens_accounts_and_audit_verify(db_url: str, tmp_path: Path) -> None:
         _cli(["account", "enable", str(account_id)], db_url, tmp_path)
         assert "Production" in _cli(["account", "list"], db_url, tmp_path)
 
+        _cli(["account", "set-mode", str(account_id), "sandbox"], db_url, tmp_path)
+        _cli(["account", "set-quota", str(account_id), "--daily", "10"], db_url, tmp_path)
         audit = _cli(["audit", "list", "--limit", "20"], db_url, tmp_path)
         for action in (
+            "account.delivery_mode_changed",
+            "account.quotas_changed",
             "account.created",
             "api_token.reset",
             "api_token.revoked",

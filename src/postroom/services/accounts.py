@@ -209,7 +209,25 @@ def set_ip_pool(services: Services, account_id: int, pool: str | None) -> None:
     if pool is not None and pool not in services.settings.delivery.ip_pools:
         known = ", ".join(sorted(services.settings.delivery.ip_pools)) or "none configured"
         raise ValueError(f"no IP pool named {pool!r} in delivery.ip_pools ({known})")
-    if not services.db.write_sync(lambda conn: repo.set_ip_pool(conn, account_id, pool)):
+
+    def run(conn: Connection) -> bool:
+        before = repo.get_account(conn, account_id)
+        if not repo.set_ip_pool(conn, account_id, pool):
+            return False
+        audit.append(
+            conn,
+            account_id=account_id,
+            actor=Actor.cli(),
+            action="account.ip_pool_changed",
+            target_type="account",
+            target_id=account_id,
+            before={"ip_pool": before["ip_pool"] if before else None},
+            after={"ip_pool": pool},
+            now=services.clock.now(),
+        )
+        return True
+
+    if not services.db.write_sync(run):
         raise ValueError(f"no account with id {account_id}")
 
 
