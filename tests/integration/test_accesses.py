@@ -57,6 +57,9 @@ def test_accesses_list_users_and_invitations(
     assert accesses[1].specifier.email == "new@example.com"
     # The owner's access cannot be removed; the invitation's can.
     assert client.delete(f"{_base(boot)}/account_accesses/{owner.id}").status_code == 422
+    demote = {"resource_id": boot.account_id, "resource_type": "account", "access_level": 10}
+    bulk = f"{_base(boot)}/account_accesses/{owner.id}/permissions/bulk"
+    assert client.put(bulk, json={"permissions": [demote]}).status_code == 403
     response = client.delete(f"/api/account_accesses/{accesses[1].id}")
     assert response.status_code == 200 and response.json() == {"id": accesses[1].id}
     assert len(client.get("/api/account_accesses").json()) == 1

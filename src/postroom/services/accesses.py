@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from postroom.domain import access
 from postroom.domain.access import Permission
 from postroom.domain.audit import Actor
-from postroom.errors import Conflict, NotFound
+from postroom.errors import Conflict, Forbidden, NotFound
 from postroom.services import Services
 from postroom.storage.repos import accounts as repo
 from postroom.storage.repos import audit
@@ -83,7 +83,7 @@ def _json(conn: Connection, row: dict[str, Any], held: list[Permission]) -> dict
             "name": "",
             "two_factor_authentication_enabled": False,
         }
-    owner = any(p.resource_type == access.ACCOUNT and p.level >= access.OWNER for p in held)
+    owner = _is_owner(held)
     return {
         "id": row["id"],
         "specifier_type": kind,
@@ -114,6 +114,10 @@ def update_permissions(
     def run(conn: Connection) -> str:
         row = _access(conn, account_id, access_id)
         before = repo.permissions(conn, [access_id])[access_id]
+        if _is_owner(before):
+            # The owner's rights are not the admins' to change (the listing says
+            # can_update: false); ownership moves only from the command line.
+            raise Forbidden("owner")
         for item in items:
             permission, destroy = _parsed(conn, account_id, item)
             if destroy:
@@ -144,7 +148,7 @@ def delete(services: Services, account_id: int, access_id: int, actor: Actor) ->
     def run(conn: Connection) -> int:
         row = _access(conn, account_id, access_id)
         held = repo.permissions(conn, [access_id])[access_id]
-        if any(p.resource_type == access.ACCOUNT and p.level >= access.OWNER for p in held):
+        if _is_owner(held):
             raise Conflict({"base": ["The account owner's access cannot be removed."]})
         kind, specifier_id = row["specifier_type"], int(row["specifier_id"])
         now = services.clock.now()
@@ -166,6 +170,10 @@ def delete(services: Services, account_id: int, access_id: int, actor: Actor) ->
         return access_id
 
     return run
+
+
+def _is_owner(held: list[Permission]) -> bool:
+    return any(p.resource_type == access.ACCOUNT and p.level >= access.OWNER for p in held)
 
 
 def _access(conn: Connection, account_id: int, access_id: int) -> dict[str, Any]:
