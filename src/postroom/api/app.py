@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from postroom import __version__
-from postroom.api import docpages, docs, errors, schemas
+from postroom.api import accountdocs, docpages, docs, errors, schemas
 from postroom.api.audittrail import AuditTrail
 from postroom.api.guards import RefuseNulQuery
 from postroom.api.routes import accounts, sending
@@ -95,7 +95,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, routes=app.routes, description=app.description
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (*schemas.DOC_MODELS, *docs.DOC_MODELS):
+    for model in (*schemas.DOC_MODELS, *docs.DOC_MODELS, *accountdocs.DOC_MODELS):
         components.update(_model_schemas(model))
     app.openapi_schema = schema
     return schema

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from postroom.api.accountdocs import BULK_PERMISSIONS
 from postroom.api.audittrail import AUDITED
 from postroom.api.auth import actor_of, services_of
 from postroom.api.body import read_json
@@ -76,7 +77,7 @@ async def delete_access(request: Request, caller: Acting, access_id: Id) -> Resp
     "/{access_id}/permissions/bulk",
     scope="admin",
     summary="Manage user or token permissions",
-    openapi_extra=AUDITED,
+    openapi_extra=AUDITED | BULK_PERMISSIONS,
 )
 async def update_permissions(request: Request, caller: Acting, access_id: Id) -> Response:
     body = await read_json(request, BODY_LIMIT)

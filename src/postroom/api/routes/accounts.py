@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from postroom.api.accountdocs import SUB_ACCOUNT
 from postroom.api.audittrail import AUDITED
 from postroom.api.auth import actor_of, principal, services_of
 from postroom.api.body import read_json
@@ -56,7 +57,7 @@ async def list_sub_accounts(
     return json_response([_sub_account(row) for row in rows])
 
 
-@router.post(SUB_ACCOUNTS, summary="Create sub account", openapi_extra=ORGANIZATION)
+@router.post(SUB_ACCOUNTS, summary="Create sub account", openapi_extra=ORGANIZATION | SUB_ACCOUNT)
 async def create_sub_account(
     request: Request, organization_id: Id, who: Principal = Depends(principal)
 ) -> Response:
@@ -74,7 +75,7 @@ async def create_sub_account(
 @router.patch(
     SUB_ACCOUNTS + "/{account_id}",
     summary="Rename, disable or enable a sub account (Postroom)",
-    openapi_extra=ORGANIZATION,
+    openapi_extra=ORGANIZATION | SUB_ACCOUNT,
 )
 async def change_sub_account(
     request: Request, organization_id: Id, account_id: Id, who: Principal = Depends(principal)

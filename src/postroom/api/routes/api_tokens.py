@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from postroom.api.accountdocs import CREATE_TOKEN, RESET_TOKEN
 from postroom.api.audittrail import AUDITED
 from postroom.api.auth import actor_of, services_of
 from postroom.api.body import parse_json, read_body
@@ -79,7 +80,7 @@ async def list_tokens(request: Request, caller: Acting) -> Response:
     return json_response([token_json(row) for row in rows])
 
 
-@routes.post("", scope="admin", summary="Create API token", openapi_extra=AUDITED)
+@routes.post("", scope="admin", summary="Create API token", openapi_extra=AUDITED | CREATE_TOKEN)
 async def create_token(request: Request, caller: Acting) -> Response:
     services = services_of(request)
     body = await _body(request)
@@ -102,7 +103,12 @@ async def get_token(request: Request, caller: Acting, token_id: Id) -> Response:
     return json_response(token_json(row))
 
 
-@routes.post("/{token_id}/reset", scope="admin", summary="Reset API token", openapi_extra=AUDITED)
+@routes.post(
+    "/{token_id}/reset",
+    scope="admin",
+    summary="Reset API token",
+    openapi_extra=AUDITED | RESET_TOKEN,
+)
 async def reset_token(request: Request, caller: Acting, token_id: Id) -> Response:
     services = services_of(request)
     body = await _body(request)
