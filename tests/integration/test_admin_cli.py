@@ -55,6 +55,16 @@ def test_tokens_accounts_and_audit_verify(db_url: str, tmp_path: Path) -> None:
             db_url,
             tmp_path,
         ).strip()
+        admin = _cli(["token", "create", "--name", "ops", "--installation-admin"], db_url, tmp_path)
+        from starlette.testclient import TestClient
+
+        from postroom.api.app import create_app
+
+        with TestClient(create_app(services)) as http:
+            seen = http.get("/api/accounts", headers={"Authorization": f"Bearer {admin.strip()}"})
+            assert {a["id"] for a in seen.json()} == {1, account_id}
+            plain = http.get("/api/accounts", headers={"Authorization": f"Bearer {token}"})
+            assert [a["id"] for a in plain.json()] == [account_id]
         listed = _cli(["token", "list", "--account", str(account_id)], db_url, tmp_path)
         assert "ci" in listed and token[-4:] in listed and token not in listed
         token_id = services.db.read_sync(

@@ -9,7 +9,7 @@ instance it started::
                    [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
                    [--smtps-port P] [--smtps-bulk-port P] [--tracking-port P]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
-                          [--domain NAME ...] [--expires-days N]
+                          [--domain NAME ...] [--expires-days N] [--installation-admin]
     postroom token list|revoke|reset                  (cli/admin.py)
     postroom account list
     postroom account create|rename|disable|enable     (cli/admin.py)
@@ -365,6 +365,9 @@ def token_create(
     expires_days: Annotated[
         int | None, typer.Option(min=1, help="Expire after this many days (default never).")
     ] = None,
+    installation_admin: Annotated[
+        bool, typer.Option(help="Also manage every account (create, rename, disable).")
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -373,7 +376,13 @@ def token_create(
     expires = services.clock.now() + timedelta(days=expires_days) if expires_days else None
     try:
         value = account_service.issue_token(
-            services, name, account, tuple(scope or ["admin"]), tuple(domain or ()), expires
+            services,
+            name,
+            account,
+            tuple(scope or ["admin"]),
+            tuple(domain or ()),
+            expires,
+            installation_admin,
         )
     except (LookupError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")

@@ -160,6 +160,7 @@ def issue_token(
     scopes: tuple[str, ...],
     domains: tuple[str, ...] = (),
     expires_at: datetime | None = None,
+    installation_admin: bool = False,
 ) -> str:
     """Create a token from the CLI: the account defaults to the first one."""
 
@@ -170,13 +171,20 @@ def issue_token(
         target = account_id if account_id is not None else int(all_accounts[0]["id"])
         if repo.get_account(conn, target) is None:
             raise LookupError(f"no account with id {target}")
-        if not domains:
+        if installation_admin:
+            # The account's admin, and the installation's (organization 1: accounts).
+            permissions = [
+                Permission(access.ACCOUNT, target, access.ADMIN),
+                Permission(access.ORGANIZATION, ORGANIZATION_ID, access.ADMIN),
+            ]
+        elif not domains:
             return create_token(services, conn, target, name, scopes, "cli", expires_at)
-        # A token that may only send, from these domains (domain/access.py).
-        permissions = [
-            Permission(access.DOMAIN, _domain_id(conn, target, domain), access.ADMIN)
-            for domain in domains
-        ]
+        else:
+            # A token that may only send, from these domains (domain/access.py).
+            permissions = [
+                Permission(access.DOMAIN, _domain_id(conn, target, domain), access.ADMIN)
+                for domain in domains
+            ]
         issued = token_service.insert(
             services,
             conn,
@@ -193,7 +201,12 @@ def issue_token(
             action="api_token.created",
             target_type="api_token",
             target_id=issued.row["id"],
-            after={"name": name, "scopes": ["send"], "domains": list(domains)},
+            after={
+                "name": name,
+                "scopes": sorted(issued.row["scopes"]),
+                "domains": list(domains),
+                "installation_admin": installation_admin,
+            },
             now=services.clock.now(),
         )
         return issued.value
