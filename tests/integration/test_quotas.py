@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import smtplib
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from smtp_submission import Ports, Tls, listeners, make_tls, starttls_client
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -57,3 +63,52 @@ def test_a_soft_quota_warns_at_80_and_100_percent(
         )
     )
     assert len(mails) == 2 and "80 %" in mails[0][0]
+
+
+# --- over SMTP ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def ports(services: Services, boot: Bootstrap, tls: Tls) -> Iterator[Ports]:
+    with listeners(services, tls) as running:
+        yield running
+
+
+def _mail(sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "ann@example.org"
+    message["Subject"] = "quota"
+    message.set_content("Body.\n")
+    return message
+
+
+def test_smtp_honours_quotas_and_domain_limits(
+    services: Services, client: TestClient, boot: Bootstrap, tls: Tls, ports: Ports
+) -> None:
+    base = f"/api/accounts/{boot.account_id}/sending_domains"
+    shop = client.post(base, json={"sending_domain": {"domain_name": "shop.example"}}).json()
+    made = client.post(
+        f"/api/accounts/{boot.account_id}/api_tokens",
+        json={
+            "name": "smtp",
+            "resources": [
+                {"resource_type": "domain", "resource_id": shop["id"], "access_level": 100}
+            ],
+        },
+    ).json()
+    quotas.set_quotas(services, boot.account_id, Actor.cli(), daily=1, monthly=None, mode="hard")
+    with starttls_client(ports.starttls, tls) as smtp:
+        smtp.login("api", made["token"])
+        with pytest.raises(smtplib.SMTPDataError) as other:
+            smtp.send_message(_mail("a@news.example"))
+        assert other.value.smtp_code == 550  # not its domain
+        assert smtp.send_message(_mail("a@shop.example")) == {}
+        with pytest.raises(smtplib.SMTPDataError) as over:
+            smtp.send_message(_mail("a@shop.example"))
+        assert over.value.smtp_code == 451  # the daily quota, until tomorrow

@@ -36,6 +36,7 @@ from postroom.sandbox.smtp_login import inbox_login
 from postroom.services import Services
 from postroom.services.accept import Origin, accept_message
 from postroom.services.auth import Authenticator
+from postroom.services.ratelimit import RateLimited
 from postroom.submission.throttle import AuthThrottle
 
 log = logging.getLogger("postroom.submission")
@@ -242,6 +243,9 @@ class SubmissionHandler:
             return "550 5.7.1 The inbox of these credentials no longer exists"
         except Forbidden:
             return "550 5.7.1 This account is disabled"
+        except RateLimited:
+            # A hard sending quota (services/quotas.py): the client may retry later.
+            return "451 4.7.0 Sending quota reached, try again later"
         except StoreUnavailable:  # logged once per outage by storage
             return TEMPORARY_FAILURE
         except Exception:
