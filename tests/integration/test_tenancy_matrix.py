@@ -17,7 +17,8 @@ parameter this file does not seed is filled from the collection the path lists i
 :func:`_discover`). An operation
 without ``x-postroom-scope`` fails :func:`test_every_operation_declares_its_access`,
 except those in ``UNDECLARED`` (routes written before the declaration existed); that
-list may only shrink (the test fails when an entry is declared or gone).
+list may only shrink (the test fails when an entry is declared or gone). Restricted
+tokens are checked on those too, with the scope they must need (:func:`_scope`).
 """
 
 from __future__ import annotations
