@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from postroom import __version__
-from postroom.api import docpages, docs, errors, schemas
+from postroom.api import accountdocs, docpages, docs, errors, schemas
+from postroom.api.audittrail import AuditTrail
 from postroom.api.guards import RefuseNulQuery
 from postroom.api.routes import accounts, sending
 from postroom.domain.streams import Stream
@@ -40,6 +41,7 @@ def create_app(
     errors.install(app)
     docpages.install(app)
     app.add_middleware(RefuseNulQuery)
+    app.add_middleware(AuditTrail)
     for module in _routers():
         app.include_router(module.router)
     if stream is Stream.TRANSACTIONAL:
@@ -54,6 +56,9 @@ def create_app(
 def _routers() -> list[Any]:
     from postroom.api.routes import (
         contacts,
+        accesses,
+        api_tokens,
+        audit,
         domains,
         email_logs,
         inbound,
@@ -80,6 +85,9 @@ def _routers() -> list[Any]:
         contacts,
         inbound,
         webhooks,
+        api_tokens,
+        accesses,
+        audit,
     ]
 
 
@@ -93,7 +101,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, routes=app.routes, description=app.description
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (*schemas.DOC_MODELS, *docs.DOC_MODELS):
+    for model in (*schemas.DOC_MODELS, *docs.DOC_MODELS, *accountdocs.DOC_MODELS):
         components.update(_model_schemas(model))
     app.openapi_schema = schema
     return schema

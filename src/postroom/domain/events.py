@@ -43,6 +43,8 @@ class EventKind(StrEnum):
     # inbox; details["inbox_id"] (which inbound_receiving webhooks match on) and
     # details["inbound_message_id"]. No delivery.
     INBOUND_RECEIVED = "inbound_received"
+    # A soft sending quota reached 80 % or 100 % (postroom.services.quotas): no message.
+    QUOTA_WARNING = "quota_warning"
 
     @property
     def payload_name(self) -> str:

@@ -44,6 +44,7 @@ from postroom.services import (
     domains,
     idempotency,
     modes,
+    quotas,
     suppressions,
     templates,
 )
@@ -63,6 +64,8 @@ class Origin:
     system: bool = False
     # The request's Idempotency-Key (postroom.services.idempotency), if it sent one.
     idempotency: idempotency.Claim | None = None
+    # A domain-limited token's From domains (ASCII, lower case); None: the account's.
+    sender_domains: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +143,7 @@ async def accept_messages(
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
     # prepared inline, a batch (or a heavy template render) in a thread so the event loop
     # keeps answering.
+    crossings = await _gates(services, origin, drafts)
     senders = await _allowed_senders(services, origin)
     used = await _templates(services, origin, drafts)
     if len(drafts) == 1 and used.light:
@@ -158,7 +162,23 @@ async def accept_messages(
     if isinstance(stored, Exception):
         raise stored
     outcomes: list[Outcome | Exception] = stored
+    await quotas.announce(services, origin.account_id, crossings)
     return outcomes
+
+
+async def _gates(
+    services: Services, origin: Origin, drafts: Sequence[MessageDraft | Exception]
+) -> list[quotas.Crossing]:
+    """A disabled account sends nothing (403); quotas count real sends only
+    (services/quotas.py)."""
+    if origin.system:
+        return []
+    recipients = 0
+    if origin.inbox_id is None:
+        recipients = sum(
+            len(d.to) + len(d.cc) + len(d.bcc) for d in drafts if isinstance(d, MessageDraft)
+        )
+    return await quotas.check(services, origin.account_id, recipients)
 
 
 async def _replay(
@@ -202,6 +222,17 @@ def _prepare_all(
 
 
 async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str] | None:
+    """The From domains this origin may use (:func:`_account_senders`), narrowed to a
+    domain-limited token's own domains."""
+    senders = await _account_senders(services, origin)
+    if origin.sender_domains is None or origin.inbox_id is not None:
+        return senders
+    if senders is None:
+        return origin.sender_domains
+    return senders & origin.sender_domains
+
+
+async def _account_senders(services: Services, origin: Origin) -> frozenset[str] | None:
     """The From domains the account may use, or None when any From is accepted.
 
     In sandbox delivery mode, and for sandbox sends, nothing leaves the machine, so any
@@ -219,7 +250,7 @@ async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str]
     names = await services.db.read(
         lambda conn: domains.verified_domain_names(conn, origin.account_id)
     )
-    allowed = frozenset(domains.ascii_name(name) for name in names)
+    allowed = frozenset(domains.ascii_name(name).lower() for name in names)
     services.verified_senders.put(origin.account_id, allowed)
     return allowed
 
@@ -229,7 +260,7 @@ def _authorize_sender(senders: frozenset[str] | None, draft: MessageDraft) -> No
     if senders is None:
         return
     try:
-        allowed = domains.ascii_name(draft.sender.domain) in senders
+        allowed = domains.ascii_name(draft.sender.domain).lower() in senders
     except UnicodeError:
         allowed = False
     if not allowed:

@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from postroom.config import DeliveryMode, Settings
+from postroom.domain.audit import Actor
 from postroom.services import Services
 from postroom.storage.repos import accounts as repo
+from postroom.storage.repos import audit
 
 
 def resolve(settings: Settings, account_mode: str | None, stream: str) -> DeliveryMode:
@@ -58,6 +60,24 @@ def of_deliveries(
 def set_for_account(services: Services, account_id: int, mode: DeliveryMode | None) -> None:
     """Give ``account_id`` its own mode (None: follow its stream's); ValueError if unknown."""
     value = mode.value if mode is not None else None
-    if not services.db.write_sync(lambda conn: repo.set_delivery_mode(conn, account_id, value)):
+
+    def run(conn: Connection) -> bool:
+        before = repo.get_account(conn, account_id)
+        if not repo.set_delivery_mode(conn, account_id, value):
+            return False
+        audit.append(
+            conn,
+            account_id=account_id,
+            actor=Actor.cli(),
+            action="account.delivery_mode_changed",
+            target_type="account",
+            target_id=account_id,
+            before={"delivery_mode": before["delivery_mode"] if before else None},
+            after={"delivery_mode": value},
+            now=services.clock.now(),
+        )
+        return True
+
+    if not services.db.write_sync(run):
         raise ValueError(f"no account with id {account_id}")
     services.account_modes.discard(account_id)
