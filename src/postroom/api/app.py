@@ -55,10 +55,10 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
-        contacts,
         accesses,
         api_tokens,
         audit,
+        contacts,
         domains,
         email_logs,
         inbound,
