@@ -283,6 +283,38 @@ def world(services: Services) -> Iterator[World]:
                 json={"email": f"{MARKER}@example.com", "domain_id": domain["id"]},
             )
         )["data"]
+        contacts = f"{base}/contacts"
+        field = _ok(
+            client.post(
+                f"{contacts}/fields",
+                json={"name": f"{MARKER} field", "data_type": "text", "merge_tag": MARKER},
+            )
+        )
+        contact_list = _ok(client.post(f"{contacts}/lists", json={"name": f"{MARKER} list"}))
+        contact = _ok(
+            client.post(contacts, json={"contact": {"email": f"{MARKER}@contacts.example"}})
+        )
+        contact = contact.get("data", contact)
+        contact_import = _ok(
+            client.post(
+                f"{contacts}/imports", json={"contacts": [{"email": f"{MARKER}@import.example"}]}
+            )
+        )
+        contact_export = _ok(client.post(f"{contacts}/exports", json={"filters": []}))
+        folder = _ok(client.post(f"{base}/inbound/folders", json={"name": f"{MARKER} folder"}))
+        webhook = _ok(
+            client.post(
+                f"{base}/webhooks",
+                json={
+                    "webhook": {
+                        "url": f"https://{MARKER}.example/hook",
+                        "webhook_type": "email_sending",
+                        "sending_stream": "transactional",
+                        "event_types": ["delivery"],
+                    }
+                },
+            )
+        )["data"]
         token_id = client.get(f"{base}/api_tokens").json()[0]["id"]
         access_id = client.get(f"{base}/account_accesses").json()[0]["id"]
         ids: dict[str, Any] = {
@@ -301,6 +333,13 @@ def world(services: Services) -> Iterator[World]:
             "token_id": token_id,
             "access_id": access_id,
             "group": "domains",
+            "field_id": field["id"],
+            "list_id": contact_list["id"],
+            "contact_identifier": contact["id"],
+            "import_id": contact_import["id"],
+            "export_id": contact_export["id"],
+            "folder_id": folder["id"],
+            "webhook_id": webhook["id"],
         }
         attacker = services.db.write_sync(
             lambda conn: account_repo.insert_account(conn, "attacker", services.clock.now())
