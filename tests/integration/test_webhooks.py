@@ -755,3 +755,27 @@ def test_delivered_batches_and_old_log_entries_are_purged(
     asyncio.run(service.purge(services))
     assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 0
     assert client.get(f"/api/webhooks/{hook['id']}/deliveries").json()["data"] == []
+
+
+def test_audit_entries_reach_audit_log_webhooks(
+    client: TestClient, boot: Bootstrap, services: Services, receiver: WebhookReceiver
+) -> None:
+    """Every audited change is delivered to the account's audit_log webhooks in the
+    contract's shape (spec §5: activity_log.<action>, actor, resource, changes)."""
+    _create(client, receiver.url, webhook_type="audit_log")
+    made = client.post(
+        f"/api/accounts/{boot.account_id}/api_tokens",
+        json={"name": "ci", "resources": [{"resource_type": "account",
+              "resource_id": boot.account_id, "access_level": 100}]},
+    )  # fmt: skip
+    assert made.status_code in (200, 201), made.text
+    _dispatch(services)
+    events = [e for post in receiver.accepted() for e in _events(post.body)]
+    created = [e for e in events if e["event"] == "activity_log.api_token.created"]
+    assert len(created) == 1, events
+    [event] = created
+    assert event["actor"]["type"] == "api_token" and event["resource"]["type"] == "api_token"
+    assert event["resource"]["id"] == str(made.json()["id"])
+    assert "timestamp" in event and "token" not in json.dumps(event["changes"]).lower().replace(
+        "api_token", ""
+    )
