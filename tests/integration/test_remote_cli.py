@@ -195,3 +195,23 @@ def test_sandbox_open_hands_the_html_to_the_browser(
     page = Path(url.removeprefix("file://"))
     assert page.read_text().strip() == "<h1>Look</h1>"
     page.unlink()
+
+
+def test_webhooks_add_list_test_and_replay(remote_env: PostroomServer) -> None:
+    """The webhook commands: the secret is printed once at creation; a test event to an
+    endpoint that cannot be reached (``.invalid`` never resolves) exits 1 with the error."""
+    made = json.loads(run("webhooks", "add", "https://hooks.invalid/in", "--events",
+                          "delivery,bounce", "--json"))  # fmt: skip
+    assert made["signing_secret"] and made["event_types"] == ["delivery", "bounce"]
+    listed = json.loads(run("webhooks", "list", "--json"))
+    assert [w["id"] for w in listed] == [made["id"]] and "signing_secret" not in listed[0]
+    assert "hooks.invalid" in run("webhooks", "list")
+    printed = run("webhooks", "add", "https://hooks.invalid/two", "--type", "audit_log")
+    assert "Signing secret (shown once" in printed
+    failed = json.loads(run("webhooks", "test", str(made["id"]), "--json", code=1))
+    assert failed["data"]["ok"] is False and failed["data"]["error"]
+    replayed = json.loads(run("webhooks", "replay", str(made["id"]), "--since",
+                              "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
+                              "--json"))  # fmt: skip
+    assert replayed["data"]["events"] == 0
+    run("webhooks", "test", "999999", code=1)

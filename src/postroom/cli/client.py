@@ -420,6 +420,28 @@ class PostroomClient:
 
     # --- domains ------------------------------------------------------------------------
 
+    # --- webhooks -----------------------------------------------------------------------
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.json("GET", "/api/webhooks")["data"]
+        return rows
+
+    def add_webhook(self, webhook: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/webhooks``: the answer carries ``signing_secret``, shown only once."""
+        result: dict[str, Any] = self.json("POST", "/api/webhooks", json={"webhook": webhook})
+        return result["data"]  # type: ignore[no-any-return]
+
+    def test_webhook(self, webhook_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.json("POST", f"/api/webhooks/{webhook_id}/test")
+        return result
+
+    def replay_webhook(self, webhook_id: int, since: str, until: str) -> dict[str, Any]:
+        body = {"since": since, "until": until}
+        result: dict[str, Any] = self.json("POST", f"/api/webhooks/{webhook_id}/replay", json=body)
+        return result
+
+    # --- domains ------------------------------------------------------------------------
+
     def domains(self) -> list[dict[str, Any]]:
         body = self.json("GET", "/api/domains")
         # The contract answers {"data": [...]}; tolerate a bare list too.

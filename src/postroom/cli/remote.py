@@ -54,11 +54,13 @@ sandbox_app = typer.Typer(help="Sandbox (test inbox) messages.", no_args_is_help
 domains_app = typer.Typer(help="Sending domains.", no_args_is_help=True)
 suppressions_app = typer.Typer(help="Suppressed addresses.", no_args_is_help=True)
 templates_app = typer.Typer(help="Email templates as files in a folder.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhooks: endpoints, test events, replay.", no_args_is_help=True)
 remote_app.add_typer(logs_app, name="logs")
 remote_app.add_typer(sandbox_app, name="sandbox")
 remote_app.add_typer(domains_app, name="domains")
 remote_app.add_typer(suppressions_app, name="suppressions")
 remote_app.add_typer(templates_app, name="templates")
+remote_app.add_typer(webhooks_app, name="webhooks")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -435,6 +437,89 @@ def domains_rotate(domain: str, as_json: Json = False) -> None:
         _json(row)
     else:
         _table(_records(row), ["key", "type", "name", "value", "status"])
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+WEBHOOK_COLUMNS = ["id", "url", "webhook_type", "sending_stream", "active", "paused_at"]
+EVENT_TYPES = "delivery,soft_bounce,bounce,suspension,unsubscribe,open,spam_complaint,click,reject"
+
+
+@webhooks_app.command("list")
+def webhooks_list(as_json: Json = False) -> None:
+    """The account's webhooks (a paused one shows when and why)."""
+    with _client() as client:
+        rows = client.webhooks()
+    if as_json:
+        _json(rows)
+    else:
+        _table(rows, WEBHOOK_COLUMNS)
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str,
+    events: Annotated[
+        str, typer.Option(help="Comma-separated event types (email_sending webhooks).")
+    ] = EVENT_TYPES,
+    stream: Annotated[
+        str, typer.Option(help="transactional or bulk (email_sending webhooks).")
+    ] = "transactional",
+    webhook_type: Annotated[
+        str, typer.Option("--type", help="email_sending, audit_log or inbound_receiving.")
+    ] = "email_sending",
+    payload_format: Annotated[str, typer.Option("--format", help="json or jsonlines.")] = "json",
+    as_json: Json = False,
+) -> None:
+    """Create a webhook and print its signing secret (shown this once only)."""
+    body: dict[str, Any] = {
+        "url": url,
+        "webhook_type": webhook_type,
+        "payload_format": payload_format,
+    }
+    if webhook_type == "email_sending":
+        body["sending_stream"] = stream
+        body["event_types"] = [e.strip() for e in events.split(",") if e.strip()]
+    with _client() as client:
+        made = client.add_webhook(body)
+    if as_json:
+        _json(made)
+        return
+    out.print(f"Webhook {made.get('id')} created for {escape(url)}.", highlight=False)
+    out.print(
+        f"Signing secret (shown once, keep it): {escape(str(made.get('signing_secret')))}",
+        highlight=False,
+    )
+
+
+@webhooks_app.command("test")
+def webhooks_test(webhook_id: int, as_json: Json = False) -> None:
+    """Send one test event now (exit 1 if the endpoint did not answer 2xx)."""
+    with _client() as client:
+        attempt = client.test_webhook(webhook_id)
+    data = attempt.get("data", attempt)
+    if as_json:
+        _json(attempt)
+    else:
+        _table([data], ["status", "latency_ms", "error", "response_excerpt"])
+    if not data.get("ok", 200 <= int(data.get("status") or 0) < 300):
+        raise typer.Exit(REFUSED)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    webhook_id: int,
+    since: Annotated[str, typer.Option(help="ISO 8601 start of the range.")],
+    until: Annotated[str, typer.Option(help="ISO 8601 end of the range.")],
+    as_json: Json = False,
+) -> None:
+    """Send the webhook's events of a time range again (new batches, same event ids)."""
+    with _client() as client:
+        done = client.replay_webhook(webhook_id, since, until)
+    if as_json:
+        _json(done)
+    else:
+        out.print(escape(json.dumps(done.get("data", done))), highlight=False)
 
 
 # --- suppressions ----------------------------------------------------------------------
