@@ -315,12 +315,14 @@ def test_the_outbox_row_is_written_with_the_event_or_not_at_all(
         message_repo.insert_events(conn, [row])
         raise Boom
 
+    # What the first start recorded (its audit entries) is in the outbox already.
+    count = select(func.count()).select_from(webhook_outbox)
+    before = services.db.read_sync(lambda c: c.execute(count).scalar())
     with pytest.raises(Boom):
         services.db.write_sync(fail)
-    count = select(func.count()).select_from(webhook_outbox)
-    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 0
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == before
     services.db.write_sync(lambda c: message_repo.insert_events(c, [row]))
-    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 1
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == before + 1
     # Sandbox mail and Postroom's own kinds never reach the outbox.
     quiet = [
         event_row(
@@ -345,7 +347,7 @@ def test_the_outbox_row_is_written_with_the_event_or_not_at_all(
         ),
     ]
     services.db.write_sync(lambda c: message_repo.insert_events(c, quiet))
-    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == 1
+    assert services.db.read_sync(lambda c: c.execute(count).scalar()) == before + 1
 
 
 # --- delivery ----------------------------------------------------------------------------
@@ -506,8 +508,10 @@ def test_a_webhook_failing_past_the_window_is_paused_and_resumed_by_update(
         _dispatch(services)
         assert len(receiver.posts) == tries  # paused: nothing more is sent
         # The owner is told: an audit event reaches audit_log webhooks, and a notice is mailed.
+        # (The audit stream also carries the API changes this test made: filter.)
         notes = [e for p in audit_receiver.accepted() for e in _events(p.body)]
-        assert [n["event"] for n in notes] == ["activity_log.webhook.paused"]
+        notes = [n for n in notes if n["event"] == "activity_log.webhook.paused"]
+        assert len(notes) == 1
         assert notes[0]["resource"]["id"] == hook["id"]
         assert audit["id"] != hook["id"]
         mailed = services.db.read_sync(

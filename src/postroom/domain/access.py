@@ -89,10 +89,14 @@ def level(value: object) -> int | None:
 
 
 def scopes_level(scopes: Iterable[str]) -> int | None:
-    """The account-level access a legacy scope list implies (None for send-only)."""
+    """The account-level access a legacy scope list implies; None when no one level says
+    it (send-only, or read and send: a viewer may not send), and the token keeps its
+    scopes account-wide (:func:`grant`)."""
     held = set(scopes)
     if "admin" in held:
         return ADMIN
+    if "send" in held:
+        return None
     if "read" in held:
         return VIEWER
     return None
