@@ -288,6 +288,37 @@ def test_message_json(client: TestClient, boot: Bootstrap) -> None:
     assert message["smtp_information"]["data"]["mail_from_addr"] == "a@example.com"
     assert message["created_at"].endswith("Z") and len(message["created_at"]) == 24
     assert message["human_size"].endswith(("Bytes", "KB"))
+    assert (message["template_id"], message["template_variables"]) == (0, None)
+
+
+def test_message_sent_from_a_template_names_it(client: TestClient, boot: Bootstrap) -> None:
+    template = client.post(
+        f"{base(boot)}/email_templates",
+        json={
+            "email_template": {
+                "name": "Welcome",
+                "subject": "Hi {{name}}",
+                "category": "welcome",
+                "body_text": "Hello {{name}}",
+            }
+        },
+    ).json()
+    variables = {"name": "Jörg"}
+    message_id = send(
+        client,
+        boot.inbox_id,
+        subject=None,
+        text=None,
+        html=None,
+        template_uuid=template["uuid"],
+        template_variables=variables,
+    )
+    for url in (msg_url(boot, message_id), f"/api/sandboxes/{boot.inbox_id}/messages/{message_id}"):
+        shown = client.get(url).json()
+        assert shown["template_id"] == template["id"], url
+        assert shown["template_variables"] == variables and shown["subject"] == "Hi Jörg"
+    [listed] = client.get(f"/api/sandboxes/{boot.inbox_id}/messages").json()
+    assert listed["template_id"] == template["id"]
 
 
 def test_listing_pages_newest_first(client: TestClient, boot: Bootstrap) -> None:

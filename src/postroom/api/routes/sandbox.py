@@ -187,6 +187,9 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
         "is_read": row["is_read"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+        # The spec's integer: 0 when the message was not rendered from a template.
+        "template_id": row.get("template_id") or 0,
+        "template_variables": row.get("template_variables"),
         "html_body_size": row["html_body_size"],
         "text_body_size": row["text_body_size"],
         "human_size": human_size(row["email_size"]),
