@@ -27,12 +27,12 @@ from starlette.responses import Response
 
 from postroom.api.auth import services_of
 from postroom.api.body import read_json
-from postroom.api.docs import InboxBody, MessageBody, ProjectBody, json_body
+from postroom.api.docs import ForwardBody, InboxBody, MessageBody, ProjectBody, json_body
 from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
-from postroom.sandbox import inboxes, messages
+from postroom.sandbox import forward, htmlcheck, inboxes, messages, spam
 from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
 from postroom.sandbox.messages import AttachmentPart
@@ -491,6 +491,45 @@ async def body_eml(inbox_id: Id, message_id: Id, request: Request, caller: Actin
 async def mail_headers(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
     _, headers = await _part(request, caller, (inbox_id, message_id), messages.mail_headers)
     return json_response({"headers": headers})
+
+
+# --- forward and analysis ------------------------------------------------------------------
+
+
+@inbox_routes.post(
+    MESSAGE + "/forward",
+    scope="send",
+    summary="Forward a message to an address (through the installation's delivery)",
+    openapi_extra=json_body(ForwardBody),
+)
+async def forward_message(
+    inbox_id: Id, message_id: Id, request: Request, caller: Acting
+) -> Response:
+    email = forward.recipient(await read_json(request, BODY_LIMIT))
+    client_ip = request.client.host if request.client else None
+    ids = (inbox_id, message_id)
+    await forward.forward(services_of(request), caller.account_id, ids, email, client_ip)
+    return json_response({"message": forward.FORWARDED})
+
+
+@inbox_routes.get(
+    MESSAGE + "/spam_report", scope="read", summary="Spam score and rule hits (SpamAssassin)"
+)
+async def spam_report(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    _, raw = await _part(request, caller, (inbox_id, message_id), bytes)
+    result = await spam.score(services_of(request).settings.sandbox, raw)
+    return json_response({"report": result.report()})
+
+
+@inbox_routes.get(
+    MESSAGE + "/analyze", scope="read", summary="HTML/CSS support by email client (caniemail)"
+)
+async def html_analysis(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    def analyze(raw: bytes) -> dict[str, Any]:
+        return htmlcheck.report(messages.body_text(raw, "html"))
+
+    _, report = await _part(request, caller, (inbox_id, message_id), analyze)
+    return json_response({"report": report})
 
 
 # --- attachments --------------------------------------------------------------------------
