@@ -54,10 +54,13 @@ _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 # --- helpers ----------------------------------------------------------------------------
 
 
-async def _section(request: Request, key: str) -> dict[str, Any]:
-    """The ``{"<key>": {...}}`` wrapper object of a request body."""
+async def _section(request: Request, key: str, alias: str | None = None) -> dict[str, Any]:
+    """The ``{"<key>": {...}}`` wrapper object of a request body (or ``{"<alias>": …}``:
+    the SDKs wrap an inbox in ``inbox``, the sandbox spec in ``sandbox``)."""
     body = await read_json(request, BODY_LIMIT)
     section = body.get(key) if isinstance(body, dict) else None
+    if section is None and alias and isinstance(body, dict):
+        section = body.get(alias)
     if not isinstance(section, dict):
         raise ValidationFailed([f"param is missing or the value is empty: {key}"])
     return section
@@ -155,10 +158,12 @@ def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str,
 
 
 def project_json(services: Services, who: Principal, view: ProjectView) -> dict[str, Any]:
+    inboxes_shown = [inbox_json(services, who, inbox) for inbox in view.inboxes]
     shaped: dict[str, Any] = {
         "id": view.row["id"],
         "name": view.row["name"],
-        "inboxes": [inbox_json(services, who, inbox) for inbox in view.inboxes],
+        "inboxes": inboxes_shown,
+        "sandboxes": inboxes_shown,  # the sandbox spec's name for the same list
         "permissions": _permissions(who),
     }
     if "admin" in who.scopes:
@@ -177,6 +182,7 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "inbox_id": row["inbox_id"],
+        "sandbox_id": row["inbox_id"],  # the sandbox spec's name (the SDKs': inbox_id)
         "subject": row["subject"],
         "sent_at": iso(row["created_at"]),
         "from_email": row["from_email"],
@@ -299,7 +305,7 @@ async def list_inboxes(request: Request, caller: Acting) -> Response:
 )
 async def create_inbox(project_id: Id, request: Request, caller: Acting) -> Response:
     services = services_of(request)
-    name = (await _section(request, "inbox")).get("name")
+    name = (await _section(request, "inbox", "sandbox")).get("name")
     view = await inboxes.create_inbox(services, caller.account_id, project_id, name)
     return json_response(inbox_json(services, caller.principal, view))
 
@@ -319,7 +325,7 @@ async def get_inbox(inbox_id: Id, request: Request, caller: Acting) -> Response:
 )
 async def update_inbox(inbox_id: Id, request: Request, caller: Acting) -> Response:
     services = services_of(request)
-    section = await _section(request, "inbox")
+    section = await _section(request, "inbox", "sandbox")
     view = await inboxes.update_inbox(services, caller.account_id, inbox_id, section)
     return json_response(inbox_json(services, caller.principal, view))
 
