@@ -9,15 +9,10 @@ SpamAssassin's verdict.
 from __future__ import annotations
 
 import base64
-import gc
-import ssl
-from collections.abc import Iterator
 
-import httpx
-import mailtrap
 import mailtrap as mt
 import pytest
-from server import Instance, Store, TlsFiles, run_cli, start_server
+from server import Instance
 
 pytestmark = pytest.mark.slow
 
@@ -29,41 +24,6 @@ HTML = """<!DOCTYPE html>
 <p>Buy viagra now, FREE money!!!</p>
 </div>
 </body></html>"""
-
-
-@pytest.fixture(scope="module")
-def sandbox_instance(
-    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles, spamd: int
-) -> Iterator[Instance]:
-    data_dir = tmp_path_factory.mktemp("sdk-sandbox") / "data"
-    env = {"POSTROOM_SANDBOX__SPAMD_PORT": str(spamd)}
-    server = start_server(data_dir, tls=(tls_files.cert_chain_pem, tls_files.key_pem), env=env)
-    store = Store(data_dir)
-    try:
-        token = (
-            server.first_start_token()
-            or run_cli("token", "create", "--name", "e2e", data_dir=data_dir).strip()
-        )
-        verify = ssl.create_default_context(cafile=str(tls_files.ca_pem))
-        with httpx.Client(verify=verify, timeout=10) as http:
-            response = http.get(
-                f"{server.url()}/api/accounts", headers={"Authorization": f"Bearer {token}"}
-            )
-        assert response.status_code == 200, response.text
-        account_id = int(response.json()[0]["id"])
-        inbox_id = int(store.scalar("SELECT id FROM inboxes WHERE is_default ORDER BY id LIMIT 1"))
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("REQUESTS_CA_BUNDLE", str(tls_files.ca_pem))
-            patch.setattr(mailtrap.client, "GENERAL_HOST", f"127.0.0.1:{server.port}")
-            yield Instance(server, token, account_id, inbox_id, tls_files, store)
-    except BaseException:
-        server.kill9()
-        raise
-    finally:
-        store.close()
-    gc.collect()
-    code = server.stop()
-    assert code == 0, f"postroom serve exited {code} on SIGTERM\n{server.output()}"
 
 
 def _client(instance: Instance, **kwargs: object) -> mt.MailtrapClient:
