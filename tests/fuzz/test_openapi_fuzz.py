@@ -38,13 +38,17 @@ SEED = 20260611
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str, Ids]]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, spamd: int
+) -> Iterator[tuple[FastAPI, str, Ids]]:
     root: Path = tmp_path_factory.mktemp("fuzz")
     config = Settings(
         storage={"data_dir": root / "data", "database_url": f"sqlite:///{root / 'p.db'}"},
         ratelimits={"enabled": False},
         # A generated ?wait= may ask for 30 s: the listing's wait is real, so keep it short.
         limits={"sandbox_max_wait_seconds": 0.2},
+        # Spam reports are scored by a real spamd (tests/spamd.py).
+        sandbox={"spamd_port": spamd},
     )
     db = Database.from_url(config.database_url)
     upgrade(db.engine)
