@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from postroom.config import DeliveryMode
 from postroom.services import Services
-from postroom.services.accounts import Bootstrap
+from postroom.services.accounts import Bootstrap, create_token
 from postroom.storage.tables import deliveries
 
 SPAMMY = "Buy viagra now!!! Cheap viagra, FREE money, click here to claim your prize."
@@ -177,3 +177,18 @@ def test_forward_checks_the_address_and_the_sender(
         f"{both(boot, message_id + 1000)[1]}/forward", json={"email": "qa@example.org"}
     )
     assert missing.status_code == 404
+
+
+def test_forward_needs_send_and_read(
+    client: TestClient, boot: Bootstrap, services: Services
+) -> None:
+    message_id = send(client, boot.inbox_id)
+    url = f"{both(boot, message_id)[1]}/forward"
+    for scopes, status in ((("send",), 403), (("read",), 403), (("read", "send"), 200)):
+        token = services.db.write_sync(
+            lambda conn, s=scopes: create_token(services, conn, boot.account_id, "t", s)
+        )
+        answer = client.post(
+            url, json={"email": "qa@example.org"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == status, (scopes, answer.text)

@@ -31,7 +31,7 @@ from postroom.api.docs import ForwardBody, InboxBody, MessageBody, ProjectBody, 
 from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
-from postroom.errors import ValidationFailed
+from postroom.errors import Forbidden, ValidationFailed
 from postroom.sandbox import forward, htmlcheck, inboxes, messages, spam
 from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
@@ -511,6 +511,10 @@ async def mail_headers(inbox_id: Id, message_id: Id, request: Request, caller: A
 async def forward_message(
     inbox_id: Id, message_id: Id, request: Request, caller: Acting
 ) -> Response:
+    # Forwarding sends the message's content elsewhere: a send-only token (an app's)
+    # must not read the sandbox that way, so it needs read access as well.
+    if not {"read", "admin"} & caller.principal.scopes:
+        raise Forbidden("read")
     email = forward.recipient(await read_json(request, BODY_LIMIT))
     client_ip = request.client.host if request.client else None
     ids = (inbox_id, message_id)
