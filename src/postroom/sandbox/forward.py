@@ -8,7 +8,7 @@ captured again, nothing leaves), the verified-From rule when mail leaves for rea
 message whose From domain the account has not verified is refused, as its own send
 would be), suppressions, size limits and the event log. Mailtrap asks recipients to
 confirm before they get forwards; Postroom's equivalent is that only a caller with the
-``send`` scope, sending as the account, can forward.
+``send`` and ``read`` scopes, sending as the account, can forward.
 """
 
 from __future__ import annotations
