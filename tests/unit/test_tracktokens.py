@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 
 from hypothesis import given, settings
@@ -85,3 +87,23 @@ def test_bad_fields_are_refused_when_encoding() -> None:
         tracktokens.encode(Kind.CLICK, "not-a-uuid", 0, key_id=1, key=KEY)
     assert tracktokens.key_id_at(86400 * 30 * 5 + 1, 86400 * 30) == 5
     assert uuid.UUID(DELIVERY)
+
+
+_B32_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcdefghijklmnopqrstuvwxyz01890+-_ =/"
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=_B32_CHARS, min_size=56, max_size=56))
+def test_the_fast_base32_decoder_agrees_with_the_standard_one(text: str) -> None:
+    """The int-based decoder reads exactly what RFC 4648's (case folded) reads."""
+    try:
+        expected: bytes | None = base64.b32decode(text.upper())
+    except (binascii.Error, ValueError):
+        expected = None
+    assert tracktokens._b32decode(text) == expected
+
+
+@given(st.binary(min_size=35, max_size=35))
+def test_the_fast_base32_decoder_reads_every_encoded_value(raw: bytes) -> None:
+    text = base64.b32encode(raw).decode().rstrip("=")
+    assert tracktokens._b32decode(text.lower()) == tracktokens._b32decode(text) == raw

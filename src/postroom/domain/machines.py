@@ -28,6 +28,7 @@ likewise.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -180,20 +181,14 @@ def apple_egress_networks(csv_text: str) -> list[IpNetwork]:
 def classify(hit: Hit, rules: Rules) -> Verdict:
     """Person or machine (see the module docstring for the rules and their order)."""
     agent = hit.user_agent.strip()
-    lowered = agent.lower()
     address = _address(hit.ip)
     if hit.method.upper() == "HEAD":
         return Verdict("prefetch")
     if hit.kind == "open" and (agent == APPLE_MPP_AGENT or _within(address, rules.apple)):
         return Verdict("apple_mpp")
-    for fragment, proxy in PROXIES:
-        if fragment in lowered:
-            return Verdict(None, proxy)
-    if not agent:
-        return Verdict("bot")
-    for fragment, machine in AGENT_RULES:
-        if fragment in lowered:
-            return Verdict(machine)
+    by_agent = _agent_verdict(agent)
+    if by_agent is not None:
+        return by_agent
     if _within(address, rules.scanners):
         return Verdict("scanner")
     if hit.kind == "click":
@@ -205,6 +200,25 @@ def classify(hit: Hit, rules: Rules) -> Verdict:
     return Verdict(None)
 
 
+# Every click and open asks both of these, and a listener sees the same few hundred user
+# agents and far fewer addresses than hits: remembering the answers takes the ~50
+# substring scans and the address parse off the per-hit path.
+@functools.lru_cache(maxsize=4096)
+def _agent_verdict(agent: str) -> Verdict | None:
+    """What the user agent alone says (a proxy, a bot, a scanner), or None."""
+    lowered = agent.lower()
+    for fragment, proxy in PROXIES:
+        if fragment in lowered:
+            return Verdict(None, proxy)
+    if not agent:
+        return Verdict("bot")
+    for fragment, machine in AGENT_RULES:
+        if fragment in lowered:
+            return Verdict(machine)
+    return None
+
+
+@functools.lru_cache(maxsize=16384)
 def _address(text: str) -> IpAddress | None:
     try:
         address = ipaddress.ip_address(text)

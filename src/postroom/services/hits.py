@@ -231,15 +231,14 @@ class Recording:
 
 
 def _load(conn: Connection, token: Token, kind: Kind) -> Target | None:
-    delivery = repo.delivery(conn, token.delivery_id)
-    if delivery is None:
-        return None
     if kind is not Kind.CLICK:
-        return Target(token, delivery)
-    url = repo.link(conn, str(delivery["message_id"]), token.position)
-    if url is None:
+        delivery = repo.delivery(conn, token.delivery_id)
+        return Target(token, delivery) if delivery is not None else None
+    found = repo.clicked(conn, token.delivery_id, token.position)
+    if found is None or found["url"] is None:
         return None
-    return Target(token, delivery, url, repo.link_count(conn, str(delivery["message_id"])))
+    url, links = str(found.pop("url")), int(found.pop("links"))
+    return Target(token, found, url, links)
 
 
 def _since_delivery(delivery: dict[str, Any], now: datetime) -> float | None:

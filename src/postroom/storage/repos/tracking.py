@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -37,39 +37,57 @@ def save_links(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(statement, list(rows))
 
 
-def link(conn: Connection, message_id: str, position: int) -> str | None:
-    query = select(tracked_links.c.url).where(
-        tracked_links.c.message_id == message_id, tracked_links.c.position == position
-    )
-    found = conn.execute(query).scalar()
-    return str(found) if found is not None else None
-
-
-def link_count(conn: Connection, message_id: str) -> int:
-    query = select(func.count()).where(tracked_links.c.message_id == message_id)
-    return int(conn.execute(query).scalar() or 0)
-
-
 # --- hits ---------------------------------------------------------------------------------
+
+# Every hit on a link nobody clicked before reads these facts, so the statement is built
+# once: constructing a select per call cost more than running it (bench/tracking.py).
+_DELIVERY_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.message_id,
+    deliveries.c.account_id,
+    deliveries.c.stream,
+    deliveries.c.recipient,
+    deliveries.c.state,
+    deliveries.c.updated_at,
+    messages.c.sender,
+)
+_DELIVERY = (
+    select(*_DELIVERY_COLUMNS)
+    .join(messages, messages.c.id == deliveries.c.message_id)
+    .where(deliveries.c.id == bindparam("delivery_id"))
+)
+_LINK_URL = (
+    select(tracked_links.c.url)
+    .where(
+        tracked_links.c.message_id == deliveries.c.message_id,
+        tracked_links.c.position == bindparam("position"),
+    )
+    .scalar_subquery()
+)
+_LINK_COUNT = (
+    select(func.count())
+    .where(tracked_links.c.message_id == deliveries.c.message_id)
+    .scalar_subquery()
+)
+_CLICKED = (
+    select(*_DELIVERY_COLUMNS, _LINK_URL.label("url"), _LINK_COUNT.label("links"))
+    .join(messages, messages.c.id == deliveries.c.message_id)
+    .where(deliveries.c.id == bindparam("delivery_id"))
+)
 
 
 def delivery(conn: Connection, delivery_id: str) -> dict[str, Any] | None:
     """One delivery with the facts of its message a tracking hit records."""
-    query = (
-        select(
-            deliveries.c.id,
-            deliveries.c.message_id,
-            deliveries.c.account_id,
-            deliveries.c.stream,
-            deliveries.c.recipient,
-            deliveries.c.state,
-            deliveries.c.updated_at,
-            messages.c.sender,
-        )
-        .join(messages, messages.c.id == deliveries.c.message_id)
-        .where(deliveries.c.id == delivery_id)
-    )
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_DELIVERY, {"delivery_id": delivery_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def clicked(conn: Connection, delivery_id: str, position: int) -> dict[str, Any] | None:
+    """What a click needs in one round trip: the delivery's facts (as :func:`delivery`),
+    ``url``, the link's original URL (None: no such link), and ``links``, how many
+    tracked links its message has."""
+    params = {"delivery_id": delivery_id, "position": position}
+    row = conn.execute(_CLICKED, params).mappings().first()
     return dict(row) if row else None
 
 
