@@ -8,6 +8,7 @@
 - ``boot``: the first-run bootstrap (account, inbox, admin token).
 - ``client``: a Starlette TestClient on the transactional app, token pre-set.
 - ``dns_server``: a real authoritative name server on loopback (tests/dnsserver.py).
+- ``spamd``: a real SpamAssassin daemon on loopback, its port (tests/spamd.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from postroom.services import Services
 from postroom.services.accounts import Bootstrap, bootstrap
 from postroom.storage.db import Database
 from postroom.storage.migrate import upgrade
+from spamd import spamd  # noqa: F401  (the fixture: a real SpamAssassin daemon on loopback)
 
 PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("POSTROOM_TEST_REQUIRE_POSTGRES") == "1"

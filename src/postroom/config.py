@@ -391,6 +391,21 @@ class TemplateSettings(BaseModel):
     )
 
 
+class SandboxSettings(BaseModel):
+    """Sandbox message analysis: the spam scorer behind ``…/messages/{id}/spam_report``."""
+
+    spamc_path: str = Field(
+        "spamc",
+        description="SpamAssassin's spamc client (a name on PATH or a path); without it "
+        "spam reports answer 503 with what to install (Debian: spamc, spamassassin).",
+    )
+    spamd_host: str = Field("127.0.0.1", description="Where spamd listens (spamc -d).")
+    spamd_port: int = Field(783, ge=1, le=65535, description="spamd's port (spamc -p).")
+    spam_timeout_seconds: float = Field(
+        30.0, gt=0, le=300, description="Longest a spam check may take before it fails."
+    )
+
+
 class BounceSettings(BaseModel):
     """Bounces, complaints and suppressions: the inbound listener and the policy."""
 
@@ -852,6 +867,9 @@ class Settings(BaseSettings):
     mta_sts: MtaStsSettings = Field(default_factory=MtaStsSettings, description="MTA-STS.")
     templates: TemplateSettings = Field(
         default_factory=TemplateSettings, description="Email templates."
+    )
+    sandbox: SandboxSettings = Field(
+        default_factory=SandboxSettings, description="Sandbox message analysis."
     )
     ratelimits: RateLimitSettings = Field(
         default_factory=RateLimitSettings, description="API request rate limits."

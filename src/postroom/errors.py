@@ -7,7 +7,8 @@ PostroomError
 ├── Forbidden             authenticated, but not allowed → 403
 ├── NotFound              no such object *in the caller's account* → 404
 ├── Conflict              the request collides with existing state → 409/422
-└── StoreUnavailable      the database cannot be reached right now → 503 / SMTP 451
+├── StoreUnavailable      the database cannot be reached right now → 503 / SMTP 451
+└── FeatureUnavailable    a part this feature needs is not installed or not running → 503
 """
 
 from __future__ import annotations
@@ -52,3 +53,8 @@ class Conflict(PostroomError):
 class StoreUnavailable(PostroomError):
     """The database cannot be reached (restarting, network down): nothing was done, and the
     same request may succeed once it is back."""
+
+
+class FeatureUnavailable(PostroomError):
+    """A feature needs a part that is not installed or not answering (e.g. SpamAssassin's
+    spamc/spamd for spam reports); the message says which and how to provide it."""

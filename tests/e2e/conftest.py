@@ -6,6 +6,7 @@
   certificate, its first-start token, account and default inbox; the official SDK is
   pointed at it for the whole module (``REQUESTS_CA_BUNDLE`` and
   ``mailtrap.client.GENERAL_HOST``). At teardown the server gets SIGTERM and must exit 0.
+- ``sandbox_instance``: the same, its spam reports scored by a real spamd (tests/spamd.py).
 - ``pg_url``: a fresh schema in the local PostgreSQL (conventions of tests/conftest.py).
 - ``database_url``: each test twice, on SQLite (None: in the data directory) and on a
   fresh PostgreSQL schema.
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import secrets
@@ -37,10 +39,12 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return TlsFiles(tls.ca, tls.cert, tls.key)
 
 
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[Instance]:
+@contextlib.contextmanager
+def _serving(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles, env: dict[str, str] | None
+) -> Iterator[Instance]:
     data_dir = tmp_path_factory.mktemp("instance") / "data"
-    server = start_server(data_dir, tls=(tls_files.cert_chain_pem, tls_files.key_pem))
+    server = start_server(data_dir, tls=(tls_files.cert_chain_pem, tls_files.key_pem), env=env)
     store = Store(data_dir)
     try:
         token = (
@@ -70,6 +74,22 @@ def instance(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> I
     gc.collect()
     code = server.stop()
     assert code == 0, f"postroom serve exited {code} on SIGTERM\n{server.output()}"
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[Instance]:
+    with _serving(tmp_path_factory, tls_files, None) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def sandbox_instance(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles, spamd: int
+) -> Iterator[Instance]:
+    """Like ``instance``, with spam reports scored by the session's real spamd."""
+    env = {"POSTROOM_SANDBOX__SPAMD_PORT": str(spamd)}
+    with _serving(tmp_path_factory, tls_files, env) as served:
+        yield served
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ that (the old random 64-bit ids) came back rounded from ``JSON.parse``, so every
 and Attachments call of the Node SDK answered 404. tests/node/sandbox_messages.js sends
 to the sandbox with the SDK, then lists, shows, reads the attachments and bodies of,
 marks read and deletes the captured message, all with the id as JavaScript parsed it.
+tests/node/sandbox_api.js makes the SDK's other testing calls (projects, inboxes and their
+actions, forward, spam score from a real spamd, HTML analysis, HTML source, .eml).
 
 The SDK is installed with ``npm ci`` from tests/node/package-lock.json (once; reused while
 it matches the lock). Without a registry the test is skipped, except under CI, where it
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 SCRIPT = NODE_DIR / "sandbox_messages.js"
+API_SCRIPT = NODE_DIR / "sandbox_api.js"
 
 
 def _locked_version() -> str:
@@ -69,7 +72,9 @@ def node_sdk() -> str:
     return node
 
 
-def _run(node: str, instance: Instance, subject: str) -> list[dict[str, Any]]:
+def _run(
+    node: str, instance: Instance, subject: str, script: Path = SCRIPT
+) -> list[dict[str, Any]]:
     env = {
         **os.environ,
         "NODE_EXTRA_CA_CERTS": str(instance.tls.ca_pem),
@@ -80,7 +85,7 @@ def _run(node: str, instance: Instance, subject: str) -> list[dict[str, Any]]:
         "POSTROOM_SUBJECT": subject,
     }
     done = subprocess.run(
-        [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120, check=False
+        [node, str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     steps: list[dict[str, Any]] = json.loads(done.stdout)
@@ -115,3 +120,50 @@ def test_node_sdk_reads_marks_and_deletes_sandbox_messages(
     assert str(steps["delete"]["value"]["id"]) == sent_id
     gone = steps["gone"]
     assert gone["ok"] is False and "Not Found" in gone["error"], gone
+
+
+def test_node_sdk_projects_inboxes_and_message_analysis(
+    node_sdk: str, sandbox_instance: Instance
+) -> None:
+    instance = sandbox_instance
+    subject = f"node {uuid.uuid4().hex}"
+    steps = {s["name"]: s for s in _run(node_sdk, instance, subject, API_SCRIPT)}
+    failed = {name: s for name, s in steps.items() if not s["ok"]}
+    assert not failed, failed
+
+    project = steps["project.create"]["value"]
+    assert project["name"] == "Node project"
+    assert project["id"] in [p["id"] for p in steps["project.list"]["value"]]
+    assert steps["project.get"]["value"]["id"] == project["id"]
+    assert steps["project.update"]["value"]["name"] == "Node renamed"
+    inbox = steps["inbox.create"]["value"]
+    assert (inbox["name"], inbox["project_id"]) == ("Node inbox", project["id"])
+    assert inbox["id"] in [i["id"] for i in steps["inbox.list"]["value"]]
+    assert steps["inbox.get"]["value"]["id"] == inbox["id"]
+    assert steps["inbox.update"]["value"]["name"] == "Node box"
+    assert steps["inbox.clean"]["value"]["emails_count"] == 0
+    assert steps["inbox.read"]["value"]["emails_unread_count"] == 0
+    assert steps["inbox.credentials"]["value"]["password"] != inbox["password"]
+    assert (
+        steps["inbox.enable"]["value"]["email_username_enabled"]
+        is not inbox["email_username_enabled"]
+    )
+    assert steps["inbox.username"]["value"]["email_username"] != inbox["email_username"]
+    assert steps["inbox.delete"]["value"]["id"] == inbox["id"]
+    assert steps["project.delete"]["value"] == {"id": project["id"]}
+    query = "SELECT id FROM projects WHERE id = :p"
+    assert instance.store.rows(query, p=project["id"]) == []
+
+    report = steps["spam"]["value"]["report"]
+    assert "DRUGS_ERECTILE" in {d["RuleName"] for d in report["Details"]}
+    assert report["Threshold"] == 5.0
+    analysis = steps["analysis"]["value"]["report"]
+    rules = {e["rule_name"]: e for e in analysis["errors"]}
+    assert "Outlook (Windows)" in rules["display:flex"]["email_clients"]["desktop"]
+    assert "<form>" in steps["source"]["value"]
+    assert f"Subject: {subject}" in steps["eml"]["value"]
+    assert steps["forward"]["value"]["message"].startswith("Your email message")
+    query = "SELECT recipient FROM deliveries WHERE recipient = :r"
+    assert [r.recipient for r in instance.store.rows(query, r="qa@example.org")] == [
+        "qa@example.org"
+    ]

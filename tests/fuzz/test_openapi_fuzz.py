@@ -38,7 +38,9 @@ SEED = 20260611
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, str, Ids]]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, spamd: int
+) -> Iterator[tuple[FastAPI, str, Ids]]:
     root: Path = tmp_path_factory.mktemp("fuzz")
     config = Settings(
         storage={"data_dir": root / "data", "database_url": f"sqlite:///{root / 'p.db'}"},
@@ -47,6 +49,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, 
         limits={"sandbox_max_wait_seconds": 0.2},
         # A generated webhook test event connects out: keep each attempt short.
         webhooks={"timeout": 1.0},
+        # Spam reports are scored by a real spamd (tests/spamd.py).
+        sandbox={"spamd_port": spamd},
     )
     db = Database.from_url(config.database_url)
     upgrade(db.engine)

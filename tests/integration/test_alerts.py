@@ -162,8 +162,12 @@ def test_per_domain_settings_through_the_api(
     _traffic(services, delivered=0, bounced=0, soft=20)
     assert _evaluate(services) == []
 
-    for bad in ({"thresholds": {"bounce_rate": 2}}, {"thresholds": {"nope": 0.1}}):
-        assert client.patch(url, json=bad).status_code == 422
+    bads = ({"thresholds": {"bounce_rate": 2}}, {"thresholds": {"nope": 0.1}})
+    for bad in (*bads, {"thresholds": True}, {"thresholds": 0.5}, {"thresholds": [1]}):
+        assert client.patch(url, json=bad).status_code == 422, bad
+    # The specs' family and name answer the same.
+    alias = f"/api/domains/{shop}/alerts"
+    assert client.get(alias).json() == client.get(url).json()
     assert client.patch(url, json={"health_alerts_enabled": "yes"}).status_code == 422
     other_id, other_token = other_account(services)
     theirs = {"Authorization": f"Bearer {other_token}"}

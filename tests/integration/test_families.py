@@ -91,3 +91,47 @@ def test_openapi_records_scope_and_family(app_client: TestClient) -> None:
 def test_an_unknown_scope_is_refused_at_declaration() -> None:
     with pytest.raises(ValueError):
         Routes(APIRouter(), "/x").route("GET", "", scope="root")  # type: ignore[arg-type]
+
+
+def test_every_account_route_of_the_app_is_declared_for_both_families(
+    client: TestClient,
+) -> None:
+    # The real application: every operation under /api/accounts/{account_id}/ comes from a
+    # Routes declaration (its scope recorded) and has its account-less twin, and back.
+    paths = client.get("/openapi.json").json()["paths"]
+    prefix = "/api/accounts/{account_id}"
+    account_ops = 0
+    for path, item in paths.items():
+        if not path.startswith(prefix + "/"):
+            continue
+        twin = "/api" + path.removeprefix(prefix)
+        for method, operation in item.items():
+            if path.endswith("/raw"):  # the signed email-log link: the signature is the key
+                continue
+            account_ops += 1
+            assert operation.get(FAMILY_KEY) == "account", (method, path)
+            assert operation.get(SCOPE_KEY) in ("read", "send", "admin"), (method, path)
+            alias = paths.get(twin, {}).get(method)
+            assert alias is not None, (method, path, "no account-less twin")
+            assert (alias[FAMILY_KEY], alias[SCOPE_KEY]) == ("alias", operation[SCOPE_KEY])
+    assert account_ops > 100
+
+
+def test_other_names_of_a_resource_answer_in_both_families(
+    services: Services, boot: Bootstrap
+) -> None:
+    router = APIRouter()
+    routes = Routes(router, "/widgets", also=("/gadgets",))
+
+    @routes.get("", scope="read", summary="List")
+    async def listing(caller: Acting) -> Response:
+        return JSONResponse({"account": caller.account_id})
+
+    app = create_app(services)
+    app.include_router(router)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {boot.token}"
+        for path in ("/api/widgets", "/api/gadgets"):
+            for url in (path, path.replace("/api", f"/api/accounts/{boot.account_id}")):
+                answer = client.get(url)
+                assert answer.json() == {"account": boot.account_id}, url

@@ -288,6 +288,37 @@ def test_message_json(client: TestClient, boot: Bootstrap) -> None:
     assert message["smtp_information"]["data"]["mail_from_addr"] == "a@example.com"
     assert message["created_at"].endswith("Z") and len(message["created_at"]) == 24
     assert message["human_size"].endswith(("Bytes", "KB"))
+    assert (message["template_id"], message["template_variables"]) == (0, None)
+
+
+def test_message_sent_from_a_template_names_it(client: TestClient, boot: Bootstrap) -> None:
+    template = client.post(
+        f"{base(boot)}/email_templates",
+        json={
+            "email_template": {
+                "name": "Welcome",
+                "subject": "Hi {{name}}",
+                "category": "welcome",
+                "body_text": "Hello {{name}}",
+            }
+        },
+    ).json()
+    variables = {"name": "Jörg"}
+    message_id = send(
+        client,
+        boot.inbox_id,
+        subject=None,
+        text=None,
+        html=None,
+        template_uuid=template["uuid"],
+        template_variables=variables,
+    )
+    for url in (msg_url(boot, message_id), f"/api/sandboxes/{boot.inbox_id}/messages/{message_id}"):
+        shown = client.get(url).json()
+        assert shown["template_id"] == template["id"], url
+        assert shown["template_variables"] == variables and shown["subject"] == "Hi Jörg"
+    [listed] = client.get(f"/api/sandboxes/{boot.inbox_id}/messages").json()
+    assert listed["template_id"] == template["id"]
 
 
 def test_listing_pages_newest_first(client: TestClient, boot: Bootstrap) -> None:
@@ -363,7 +394,10 @@ def test_bodies(client: TestClient, boot: Bootstrap) -> None:
     assert text.headers["content-type"] == "text/plain; charset=utf-8"
     assert text.text.strip() == "héllo text"
     source = client.get(f"{url}/body.htmlsource")
-    assert source.headers["content-type"].startswith("text/plain")
+    # The spec's content type (text/html), under the same sandbox policy as body.html.
+    assert source.headers["content-type"] == "text/html; charset=utf-8"
+    assert "sandbox" in source.headers["content-security-policy"]
+    assert "script-src" not in source.headers["content-security-policy"]
     assert source.text.strip() == "<p>héllo</p>"
     raw = client.get(f"{url}/body.raw")
     assert raw.headers["content-type"].startswith("text/plain")
@@ -536,3 +570,42 @@ def test_responses_parse_with_the_sdk_models(client: TestClient, boot: Bootstrap
     created = client.post(f"{base(boot)}/projects", json={"project": {"name": "SDK"}}).json()
     deleted = DeletedObject(**client.delete(f"{base(boot)}/projects/{created['id']}").json())
     assert dataclasses.asdict(deleted) == {"id": created["id"]}
+
+
+# --- the specs' account-less family (/api/projects, /api/sandboxes/…) --------------------
+
+
+def test_account_less_family_answers_as_the_account_family(
+    client: TestClient, boot: Bootstrap, other: tuple[int, int, str]
+) -> None:
+    message_id = send(client, boot.inbox_id, subject="both families")
+    sandbox = f"/api/sandboxes/{boot.inbox_id}"
+    for short, long in [
+        ("/api/projects", f"{base(boot)}/projects"),
+        ("/api/sandboxes", f"{base(boot)}/inboxes"),
+        ("/api/inboxes", f"{base(boot)}/sandboxes"),
+        (sandbox, f"{base(boot)}/inboxes/{boot.inbox_id}"),
+        (f"{sandbox}/messages", f"{base(boot)}/inboxes/{boot.inbox_id}/messages"),
+        (f"{sandbox}/messages/{message_id}", msg_url(boot, message_id)),
+        (
+            f"{sandbox}/messages/{message_id}/mail_headers",
+            f"{msg_url(boot, message_id)}/mail_headers",
+        ),
+    ]:
+        answer = client.get(short)
+        assert answer.status_code == 200, short
+        assert answer.json() == client.get(long).json(), short
+    created = client.post("/api/projects", json={"project": {"name": "Spec"}}).json()
+    inbox = client.post(
+        f"/api/projects/{created['id']}/sandboxes", json={"inbox": {"name": "Spec box"}}
+    )
+    assert inbox.status_code == 200 and inbox.json()["project_id"] == created["id"]
+    renamed = client.patch(f"/api/sandboxes/{inbox.json()['id']}", json={"inbox": {"name": "Re"}})
+    assert renamed.json()["name"] == "Re"
+    assert client.patch(f"/api/sandboxes/{inbox.json()['id']}/clean").status_code == 200
+    assert client.delete(f"/api/projects/{created['id']}").json() == {"id": created["id"]}
+    # The token's own account only: another tenant's sandbox is a 404 there too.
+    client.headers["Authorization"] = f"Bearer {other[2]}"
+    assert client.get(sandbox).status_code == 404
+    assert client.get(f"{sandbox}/messages/{message_id}").status_code == 404
+    assert [i["id"] for i in client.get("/api/sandboxes").json()] == [other[1]]

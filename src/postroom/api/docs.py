@@ -135,6 +135,10 @@ class MessageBody(BaseModel):
     message: MessageFields
 
 
+class ForwardBody(BaseModel):
+    email: str = Field(description="Where to forward the message.")
+
+
 class DomainFields(BaseModel):
     domain_name: str | None = Field(None, description="The domain (create only).")
     open_tracking_enabled: bool | None = None

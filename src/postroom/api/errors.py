@@ -16,6 +16,7 @@ from starlette.responses import Response
 from postroom.api.responses import field_errors, general_error, json_response, sending_error
 from postroom.errors import (
     Conflict,
+    FeatureUnavailable,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -134,6 +135,11 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def on_feature_unavailable(request: Request, exc: Exception) -> Response:
+    # The message names the missing part (it holds no secret: an operator's setting).
+    return json_response({"errors": str(exc)}, 503)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     if is_sending_path(request.url.path):
@@ -152,6 +158,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)
     app.add_exception_handler(StoreUnavailable, on_unavailable)
+    app.add_exception_handler(FeatureUnavailable, on_feature_unavailable)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

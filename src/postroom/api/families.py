@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import product
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -92,9 +93,13 @@ _GUARDS = {
 class Routes:
     """Declares a resource's operations once, under both path families."""
 
-    def __init__(self, router: APIRouter, base: str) -> None:
+    def __init__(self, router: APIRouter, base: str, *, also: tuple[str, ...] = ()) -> None:
+        # ``also``: other names of the same resource, each answered on both families too
+        # (the SDKs' ``/inboxes`` are the specs' ``/sandboxes``, ``/sending_domains`` the
+        # specs' ``/domains``): still one declaration and one handler per operation.
         self.router = router
         self.base = base
+        self.bases = (base, *also)
 
     def get(self, path: str, *, scope: Scope, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, scope=scope, **options)
@@ -115,15 +120,18 @@ class Routes:
         self, method: str, path: str, *, scope: Scope, **options: Any
     ) -> Callable[[Handler], Handler]:
         """Register the handler under ``/api/accounts/{account_id}<base><path>`` and
-        ``/api<base><path>``, each behind the guard for ``scope``."""
+        ``/api<base><path>`` (for every name in ``bases``), each behind the guard for
+        ``scope``."""
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
         extra = dict(options.pop("openapi_extra", None) or {})
 
         def register(handler: Handler) -> Handler:
-            for family, prefix in (("account", ACCOUNT_PREFIX), ("alias", ALIAS_PREFIX)):
+            for base, (family, prefix) in product(
+                self.bases, (("account", ACCOUNT_PREFIX), ("alias", ALIAS_PREFIX))
+            ):
                 self.router.add_api_route(
-                    prefix + self.base + path,
+                    prefix + base + path,
                     handler,
                     methods=[method],
                     dependencies=[Depends(_GUARDS[(family, scope)])],

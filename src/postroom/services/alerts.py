@@ -257,7 +257,10 @@ def _check(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float | N
         email = changes["alert_recipient_email"]
         flags["alert_recipient_email"] = None if email is None else valid_email(email)
     thresholds: dict[str, float | None] = {}
-    for name, value in (changes.get("thresholds") or {}).items():
+    given = changes.get("thresholds") or {}
+    if not isinstance(given, dict):
+        raise ValidationFailed(["thresholds must be an object of rates"])
+    for name, value in given.items():
         if name not in {a.value for a in Alert} or name == Alert.DNS_LOST.value:
             raise ValidationFailed([f"unknown alert threshold: {name}"])
         ok = value is None or (

@@ -21,21 +21,19 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from postroom.api.auth import account_scope, principal
 from postroom.api.docs import LOGS_FILTERS, LOGS_QUERY
+from postroom.api.families import Acting, Routes
 from postroom.api.params import Id, MessageId
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.domain.logfilters import InvalidFilters, LogQuery, parse_filters
 from postroom.services import Services, logs
-from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email logs"])
 
-Who = Annotated[Principal, Depends(principal)]
 Format = Literal["csv", "json"]
 
 CSV_FIELDS = (
@@ -71,8 +69,7 @@ def _filters(request: Request) -> LogQuery | Response:
         return general_error(400, "Bad Request")
 
 
-async def _list(request: Request, who: Principal, account_id: int) -> Response:
-    account_scope(who, account_id, "read")
+async def _list(request: Request, account_id: int) -> Response:
     query = _filters(request)
     if isinstance(query, Response):
         return query
@@ -90,8 +87,7 @@ async def _list(request: Request, who: Principal, account_id: int) -> Response:
     )
 
 
-async def _export(request: Request, who: Principal, account_id: int, fmt: str) -> Response:
-    account_scope(who, account_id, "read")
+async def _export(request: Request, account_id: int, fmt: str) -> Response:
     query = _filters(request)
     if isinstance(query, Response):
         return query
@@ -131,57 +127,32 @@ async def _csv_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes
     yield buffer.getvalue().encode()
 
 
-async def _detail(request: Request, who: Principal, account_id: int, message_id: str) -> Response:
-    account_scope(who, account_id, "read")
+async def _detail(request: Request, account_id: int, message_id: str) -> Response:
     base_url = _services(request).settings.server.public_url or str(request.base_url)
     shown = await logs.detail(_services(request), account_id, message_id, base_url)
     return json_response(shown)
 
 
-@router.get(
-    "/api/accounts/{account_id}/email_logs", summary="List email logs", openapi_extra=LOGS_QUERY
-)
-async def list_logs(request: Request, account_id: Id, who: Who) -> Response:
-    return await _list(request, who, account_id)
+# Declared once, both path families (api/families.py); the raw link below is not: its
+# signature is the credential, and it names the account.
+routes = Routes(router, "/email_logs")
 
 
-@router.get(
-    "/api/email_logs", summary="List email logs (the token's account)", openapi_extra=LOGS_QUERY
-)
-async def list_logs_alias(request: Request, who: Who) -> Response:
-    return await _list(request, who, who.account_id)
+@routes.get("", scope="read", summary="List email logs", openapi_extra=LOGS_QUERY)
+async def list_logs(request: Request, caller: Acting) -> Response:
+    return await _list(request, caller.account_id)
 
 
-@router.get(
-    "/api/accounts/{account_id}/email_logs/export",
-    summary="Export email logs",
-    openapi_extra=LOGS_FILTERS,
-)
+@routes.get("/export", scope="read", summary="Export email logs", openapi_extra=LOGS_FILTERS)
 async def export_logs(
-    request: Request, account_id: Id, who: Who, format: Annotated[Format, Query()] = "csv"
+    request: Request, caller: Acting, format: Annotated[Format, Query()] = "csv"
 ) -> Response:
-    return await _export(request, who, account_id, format)
+    return await _export(request, caller.account_id, format)
 
 
-@router.get(
-    "/api/email_logs/export",
-    summary="Export email logs (the token's account)",
-    openapi_extra=LOGS_FILTERS,
-)
-async def export_logs_alias(
-    request: Request, who: Who, format: Annotated[Format, Query()] = "csv"
-) -> Response:
-    return await _export(request, who, who.account_id, format)
-
-
-@router.get("/api/accounts/{account_id}/email_logs/{message_id}", summary="One email log")
-async def get_log(request: Request, account_id: Id, message_id: MessageId, who: Who) -> Response:
-    return await _detail(request, who, account_id, message_id)
-
-
-@router.get("/api/email_logs/{message_id}", summary="One email log (the token's account)")
-async def get_log_alias(request: Request, message_id: MessageId, who: Who) -> Response:
-    return await _detail(request, who, who.account_id, message_id)
+@routes.get("/{message_id}", scope="read", summary="One email log")
+async def get_log(request: Request, message_id: MessageId, caller: Acting) -> Response:
+    return await _detail(request, caller.account_id, message_id)
 
 
 @router.get(

@@ -7,6 +7,7 @@
   ``health_alerts_enabled``, ``critical_alerts_enabled``, ``alert_recipient_email`` and
   ``thresholds: {"bounce_rate": 0.1, "complaint_rate": null, …}``.
 
+Both answer in both path families (``/api/retention``, ``/api/domains/{id}/alerts``, …);
 GETs need ``read``, PATCHes ``admin``; another account is a 404. Bodies may be wrapped
 (``{"retention": {…}}``, ``{"alerts": {…}}``) or flat.
 """
@@ -14,23 +15,21 @@ GETs need ``read``, PATCHes ``admin``; another account is a 404. Bodies may be w
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from postroom.api.auth import account_scope, principal
 from postroom.api.body import read_json
 from postroom.api.docs import AlertsBody, RetentionBody, json_body
+from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
 from postroom.services import Services, alerts, retention
-from postroom.services.auth import Principal
 
 router = APIRouter(tags=["retention and alerts"])
 
-Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
 
 
@@ -67,39 +66,43 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@router.get("/api/accounts/{account_id}/retention", summary="Log and body retention")
-async def get_retention(request: Request, account_id: Id, who: Who) -> Response:
-    account_scope(who, account_id, "read")
-    return json_response(_policy_json(await retention.get_policy(_services(request), account_id)))
+# Declared once, both path families (api/families.py); alerts under both domain names.
+retention_routes = Routes(router, "/retention")
+alert_routes = Routes(router, "/sending_domains", also=("/domains",))
+ALERTS = "/{domain_id}/alerts"
 
 
-@router.patch(
-    "/api/accounts/{account_id}/retention",
-    summary="Set log and body retention",
-    openapi_extra=json_body(RetentionBody),
-)
-async def set_retention(request: Request, account_id: Id, who: Who) -> Response:
-    account_scope(who, account_id, "admin")
-    changes = await _body(request, "retention")
-    policy = await retention.set_policy(_services(request), account_id, changes)
+@retention_routes.get("", scope="read", summary="Log and body retention")
+async def get_retention(request: Request, caller: Acting) -> Response:
+    policy = await retention.get_policy(_services(request), caller.account_id)
     return json_response(_policy_json(policy))
 
 
-ALERTS = "/api/accounts/{account_id}/sending_domains/{domain_id}/alerts"
+@retention_routes.patch(
+    "",
+    scope="admin",
+    summary="Set log and body retention",
+    openapi_extra=json_body(RetentionBody),
+)
+async def set_retention(request: Request, caller: Acting) -> Response:
+    changes = await _body(request, "retention")
+    policy = await retention.set_policy(_services(request), caller.account_id, changes)
+    return json_response(_policy_json(policy))
 
 
-@router.get(ALERTS, summary="A sending domain's alert settings and state")
-async def get_alerts(request: Request, account_id: Id, domain_id: Id, who: Who) -> Response:
-    account_scope(who, account_id, "read")
-    rules = await alerts.get_rules(_services(request), account_id, domain_id)
+@alert_routes.get(ALERTS, scope="read", summary="A sending domain's alert settings and state")
+async def get_alerts(request: Request, domain_id: Id, caller: Acting) -> Response:
+    rules = await alerts.get_rules(_services(request), caller.account_id, domain_id)
     return json_response({"data": _jsonable(rules)})
 
 
-@router.patch(
-    ALERTS, summary="Set a sending domain's alert settings", openapi_extra=json_body(AlertsBody)
+@alert_routes.patch(
+    ALERTS,
+    scope="admin",
+    summary="Set a sending domain's alert settings",
+    openapi_extra=json_body(AlertsBody),
 )
-async def set_alerts(request: Request, account_id: Id, domain_id: Id, who: Who) -> Response:
-    account_scope(who, account_id, "admin")
+async def set_alerts(request: Request, domain_id: Id, caller: Acting) -> Response:
     changes = await _body(request, "alerts")
-    rules = await alerts.set_rules(_services(request), account_id, domain_id, changes)
+    rules = await alerts.set_rules(_services(request), caller.account_id, domain_id, changes)
     return json_response({"data": _jsonable(rules)})

@@ -1,7 +1,10 @@
 """Sandbox (Email Testing) management API, spec §4.9: projects, inboxes, messages, parts.
 
-Thin on purpose: each route authenticates (``principal``), checks the path's account and
-the scope (``read`` for GET, ``admin`` for writes), calls a use case of
+Thin on purpose: each route is declared once with :class:`~postroom.api.families.Routes`
+and answers on both path families and under both names of an inbox: the SDKs'
+``/api/accounts/{account_id}/inboxes/…`` and the sandbox spec's ``/api/sandboxes/…`` (the
+token's own account), likewise ``/api/projects``. Its guard authenticates and checks the
+account and the scope (``read`` for GET, ``admin`` for writes); the route calls a use case of
 :mod:`postroom.sandbox.inboxes` / :mod:`postroom.sandbox.messages`, and shapes the JSON
 exactly as the official SDKs' models require (every required field present; extra
 fields are ignored by the SDKs).
@@ -19,16 +22,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from postroom.api.auth import account_scope, principal
+from postroom.api.auth import services_of
 from postroom.api.body import read_json
-from postroom.api.docs import InboxBody, MessageBody, ProjectBody, json_body
+from postroom.api.docs import ForwardBody, InboxBody, MessageBody, ProjectBody, json_body
+from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
-from postroom.errors import ValidationFailed
-from postroom.sandbox import inboxes, messages
+from postroom.errors import Forbidden, ValidationFailed
+from postroom.sandbox import forward, htmlcheck, inboxes, messages, spam
 from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
 from postroom.sandbox.messages import AttachmentPart
@@ -38,9 +42,6 @@ from postroom.services.auth import Principal
 router = APIRouter(tags=["sandbox"])
 T = TypeVar("T")
 
-# Ids are 64-bit in storage; larger path values could only ever be 404 (and overflow SQLite).
-Who = Annotated[Principal, Depends(principal)]
-
 BODY_LIMIT = 64 * 1024  # management bodies are a name or a flag
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 # Email HTML may carry scripts, forms and tracking pixels: allow inline styles and
@@ -49,25 +50,17 @@ HTML_CSP = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; s
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
-ACCOUNT = "/api/accounts/{account_id}"
-INBOX = ACCOUNT + "/inboxes/{inbox_id}"
-MESSAGE = INBOX + "/messages/{message_id}"
-
 
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _scoped(request: Request, who: Principal, account_id: int, scope: str) -> Services:
-    """The services, once the caller may act on ``account_id`` with ``scope``."""
-    account_scope(who, account_id, scope)
-    services: Services = request.app.state.services
-    return services
-
-
-async def _section(request: Request, key: str) -> dict[str, Any]:
-    """The ``{"<key>": {...}}`` wrapper object of a request body."""
+async def _section(request: Request, key: str, alias: str | None = None) -> dict[str, Any]:
+    """The ``{"<key>": {...}}`` wrapper object of a request body (or ``{"<alias>": …}``:
+    the SDKs wrap an inbox in ``inbox``, the sandbox spec in ``sandbox``)."""
     body = await read_json(request, BODY_LIMIT)
     section = body.get(key) if isinstance(body, dict) else None
+    if section is None and alias and isinstance(body, dict):
+        section = body.get(alias)
     if not isinstance(section, dict):
         raise ValidationFailed([f"param is missing or the value is empty: {key}"])
     return section
@@ -165,10 +158,12 @@ def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str,
 
 
 def project_json(services: Services, who: Principal, view: ProjectView) -> dict[str, Any]:
+    inboxes_shown = [inbox_json(services, who, inbox) for inbox in view.inboxes]
     shaped: dict[str, Any] = {
         "id": view.row["id"],
         "name": view.row["name"],
-        "inboxes": [inbox_json(services, who, inbox) for inbox in view.inboxes],
+        "inboxes": inboxes_shown,
+        "sandboxes": inboxes_shown,  # the sandbox spec's name for the same list
         "permissions": _permissions(who),
     }
     if "admin" in who.scopes:
@@ -187,6 +182,7 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "inbox_id": row["inbox_id"],
+        "sandbox_id": row["inbox_id"],  # the sandbox spec's name (the SDKs': inbox_id)
         "subject": row["subject"],
         "sent_at": iso(row["created_at"]),
         "from_email": row["from_email"],
@@ -197,6 +193,9 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
         "is_read": row["is_read"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+        # The spec's integer: 0 when the message was not rendered from a template.
+        "template_id": row.get("template_id") or 0,
+        "template_variables": row.get("template_variables"),
         "html_body_size": row["html_body_size"],
         "text_body_size": row["text_body_size"],
         "human_size": human_size(row["email_size"]),
@@ -237,97 +236,105 @@ def _download_disposition(filename: str) -> str:
     return value + (f"; filename*=UTF-8''{quote(filename, safe='')}" if filename else "")
 
 
-# --- projects -----------------------------------------------------------------------------
+# --- routes: declared once, both path families and both resource names ---------------------
+# The SDKs call ``/api/accounts/{account_id}/inboxes/…``; the sandbox spec names the same
+# things ``/api/sandboxes/…`` without the account (api/families.py answers all four).
 
-
-@router.get(ACCOUNT + "/projects", summary="List projects and their inboxes")
-async def list_projects(account_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "read")
-    views = await inboxes.list_projects(services, account_id)
-    return json_response([project_json(services, who, v) for v in views])
-
-
-@router.post(
-    ACCOUNT + "/projects", summary="Create a project", openapi_extra=json_body(ProjectBody)
+projects = Routes(router, "/projects")
+project_inboxes = Routes(
+    router, "/projects/{project_id}/inboxes", also=("/projects/{project_id}/sandboxes",)
 )
-async def create_project(account_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
+inbox_routes = Routes(router, "/inboxes", also=("/sandboxes",))
+INBOX = "/{inbox_id}"
+MESSAGE = INBOX + "/messages/{message_id}"
+
+
+@projects.get("", scope="read", summary="List projects and their inboxes")
+async def list_projects(request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    views = await inboxes.list_projects(services, caller.account_id)
+    return json_response([project_json(services, caller.principal, v) for v in views])
+
+
+@projects.post("", scope="admin", summary="Create a project", openapi_extra=json_body(ProjectBody))
+async def create_project(request: Request, caller: Acting) -> Response:
+    services = services_of(request)
     section = await _section(request, "project")
-    view = await inboxes.create_project(services, account_id, section.get("name"))
-    return json_response(project_json(services, who, view))
+    view = await inboxes.create_project(services, caller.account_id, section.get("name"))
+    return json_response(project_json(services, caller.principal, view))
 
 
-@router.get(ACCOUNT + "/projects/{project_id}", summary="Get a project")
-async def get_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "read")
-    view = await inboxes.get_project(services, account_id, project_id)
-    return json_response(project_json(services, who, view))
+@projects.get("/{project_id}", scope="read", summary="Get a project")
+async def get_project(project_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    view = await inboxes.get_project(services, caller.account_id, project_id)
+    return json_response(project_json(services, caller.principal, view))
 
 
-@router.patch(
-    ACCOUNT + "/projects/{project_id}",
+@projects.patch(
+    "/{project_id}",
+    scope="admin",
     summary="Rename a project",
     openapi_extra=json_body(ProjectBody),
 )
-async def update_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    section = await _section(request, "project")
-    view = await inboxes.rename_project(services, account_id, project_id, section.get("name"))
-    return json_response(project_json(services, who, view))
+async def update_project(project_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    name = (await _section(request, "project")).get("name")
+    view = await inboxes.rename_project(services, caller.account_id, project_id, name)
+    return json_response(project_json(services, caller.principal, view))
 
 
-@router.delete(ACCOUNT + "/projects/{project_id}", summary="Delete a project and its inboxes")
-async def delete_project(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    return json_response({"id": await inboxes.delete_project(services, account_id, project_id)})
+@projects.delete("/{project_id}", scope="admin", summary="Delete a project and its inboxes")
+async def delete_project(project_id: Id, request: Request, caller: Acting) -> Response:
+    gone = await inboxes.delete_project(services_of(request), caller.account_id, project_id)
+    return json_response({"id": gone})
 
 
 # --- inboxes ------------------------------------------------------------------------------
 
 
-@router.get(ACCOUNT + "/inboxes", summary="List the account's inboxes")
-async def list_inboxes(account_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "read")
-    views = await inboxes.list_inboxes(services, account_id)
-    return json_response([inbox_json(services, who, v) for v in views])
+@inbox_routes.get("", scope="read", summary="List the account's inboxes")
+async def list_inboxes(request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    views = await inboxes.list_inboxes(services, caller.account_id)
+    return json_response([inbox_json(services, caller.principal, v) for v in views])
 
 
-@router.post(
-    ACCOUNT + "/projects/{project_id}/inboxes",
-    summary="Create an inbox",
-    openapi_extra=json_body(InboxBody),
+@project_inboxes.post(
+    "", scope="admin", summary="Create an inbox", openapi_extra=json_body(InboxBody)
 )
-async def create_inbox(account_id: Id, project_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    section = await _section(request, "inbox")
-    view = await inboxes.create_inbox(services, account_id, project_id, section.get("name"))
-    return json_response(inbox_json(services, who, view))
+async def create_inbox(project_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    name = (await _section(request, "inbox", "sandbox")).get("name")
+    view = await inboxes.create_inbox(services, caller.account_id, project_id, name)
+    return json_response(inbox_json(services, caller.principal, view))
 
 
-@router.get(INBOX, summary="Get an inbox")
-async def get_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "read")
-    view = await inboxes.get_inbox(services, account_id, inbox_id)
-    return json_response(inbox_json(services, who, view))
+@inbox_routes.get(INBOX, scope="read", summary="Get an inbox")
+async def get_inbox(inbox_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    view = await inboxes.get_inbox(services, caller.account_id, inbox_id)
+    return json_response(inbox_json(services, caller.principal, view))
 
 
-@router.patch(
+@inbox_routes.patch(
     INBOX,
+    scope="admin",
     summary="Rename an inbox or change its email username",
     openapi_extra=json_body(InboxBody),
 )
-async def update_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    section = await _section(request, "inbox")
-    view = await inboxes.update_inbox(services, account_id, inbox_id, section)
-    return json_response(inbox_json(services, who, view))
+async def update_inbox(inbox_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    section = await _section(request, "inbox", "sandbox")
+    view = await inboxes.update_inbox(services, caller.account_id, inbox_id, section)
+    return json_response(inbox_json(services, caller.principal, view))
 
 
-@router.delete(INBOX, summary="Delete an inbox and its messages")
-async def delete_inbox(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    view = await inboxes.delete_inbox(services, account_id, inbox_id)
-    return json_response(inbox_json(services, who, view))
+@inbox_routes.delete(INBOX, scope="admin", summary="Delete an inbox and its messages")
+async def delete_inbox(inbox_id: Id, request: Request, caller: Acting) -> Response:
+    services = services_of(request)
+    view = await inboxes.delete_inbox(services, caller.account_id, inbox_id)
+    return json_response(inbox_json(services, caller.principal, view))
 
 
 # The five body-less PATCH actions share one shape: change the inbox, return it.
@@ -343,13 +350,13 @@ _ACTIONS = {
 def _add_action(name: str) -> None:
     action, summary = _ACTIONS[name]
 
-    async def endpoint(account_id: Id, inbox_id: Id, request: Request, who: Who) -> Response:
-        services = _scoped(request, who, account_id, "admin")
-        view = await action(services, account_id, inbox_id)
-        return json_response(inbox_json(services, who, view))
+    async def endpoint(inbox_id: Id, request: Request, caller: Acting) -> Response:
+        services = services_of(request)
+        view = await action(services, caller.account_id, inbox_id)
+        return json_response(inbox_json(services, caller.principal, view))
 
-    router.add_api_route(
-        f"{INBOX}/{name}", endpoint, methods=["PATCH"], summary=summary, name=f"inbox_{name}"
+    inbox_routes.patch(f"{INBOX}/{name}", scope="admin", summary=summary, name=f"inbox_{name}")(
+        endpoint
     )
 
 
@@ -360,12 +367,11 @@ for _name in _ACTIONS:
 # --- messages -----------------------------------------------------------------------------
 
 
-@router.get(INBOX + "/messages", summary="List an inbox's messages, newest first")
+@inbox_routes.get(INBOX + "/messages", scope="read", summary="List an inbox's messages")
 async def list_messages(
-    account_id: Id,
     inbox_id: Id,
     request: Request,
-    who: Who,
+    caller: Acting,
     search: Annotated[str | None, Query(max_length=255)] = None,
     last_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
@@ -387,10 +393,9 @@ async def list_messages(
         ),
     ] = 0,
 ) -> Response:
-    services = _scoped(request, who, account_id, "read")
     rows = await messages.list_messages(
-        services,
-        account_id,
+        services_of(request),
+        caller.account_id,
         inbox_id,
         search=search,
         last_id=last_id,
@@ -401,34 +406,35 @@ async def list_messages(
     return json_response([message_json(row) for row in rows])
 
 
-@router.get(MESSAGE, summary="Get a message")
-async def get_message(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    services = _scoped(request, who, account_id, "read")
-    return json_response(
-        message_json(await messages.get_message(services, account_id, inbox_id, message_id))
-    )
-
-
-@router.patch(
-    MESSAGE, summary="Mark a message read or unread", openapi_extra=json_body(MessageBody)
-)
-async def update_message(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    is_read = messages.parse_is_read((await _section(request, "message")).get("is_read"))
-    row = await messages.set_read(services, account_id, inbox_id, message_id, is_read)
+@inbox_routes.get(MESSAGE, scope="read", summary="Get a message")
+async def get_message(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    row = await messages.get_message(services_of(request), caller.account_id, inbox_id, message_id)
     return json_response(message_json(row))
 
 
-@router.delete(MESSAGE, summary="Delete a message")
-async def delete_message(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+@inbox_routes.patch(
+    MESSAGE,
+    scope="admin",
+    summary="Mark a message read or unread",
+    openapi_extra=json_body(MessageBody),
+)
+async def update_message(
+    inbox_id: Id, message_id: Id, request: Request, caller: Acting
 ) -> Response:
-    services = _scoped(request, who, account_id, "admin")
-    row = await messages.delete_message(services, account_id, inbox_id, message_id)
+    is_read = messages.parse_is_read((await _section(request, "message")).get("is_read"))
+    row = await messages.set_read(
+        services_of(request), caller.account_id, inbox_id, message_id, is_read
+    )
+    return json_response(message_json(row))
+
+
+@inbox_routes.delete(MESSAGE, scope="admin", summary="Delete a message")
+async def delete_message(
+    inbox_id: Id, message_id: Id, request: Request, caller: Acting
+) -> Response:
+    row = await messages.delete_message(
+        services_of(request), caller.account_id, inbox_id, message_id
+    )
     return json_response(message_json(row))
 
 
@@ -436,101 +442,145 @@ async def delete_message(
 
 
 async def _part(
-    request: Request, who: Principal, ids: tuple[int, int, int], extract: Callable[[bytes], T]
+    request: Request, caller: Caller, ids: tuple[int, int], extract: Callable[[bytes], T]
 ) -> tuple[dict[str, Any], T]:
     """The message row and a part of it, after the same checks as every other route."""
-    account_id, inbox_id, message_id = ids
-    services = _scoped(request, who, account_id, "read")
-    return await messages.read_part(services, account_id, inbox_id, message_id, extract)
+    inbox_id, message_id = ids
+    services = services_of(request)
+    return await messages.read_part(services, caller.account_id, inbox_id, message_id, extract)
 
 
-@router.get(MESSAGE + "/body.txt", summary="The text body")
-async def body_txt(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    _, text = await _part(request, who, ids, lambda raw: messages.body_text(raw, "plain"))
+@inbox_routes.get(MESSAGE + "/body.txt", scope="read", summary="The text body")
+async def body_txt(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    ids = (inbox_id, message_id)
+    _, text = await _part(request, caller, ids, lambda raw: messages.body_text(raw, "plain"))
     return Response(text, media_type="text/plain", headers=NOSNIFF)
 
 
-@router.get(MESSAGE + "/body.html", summary="The HTML body, sandboxed")
-async def body_html(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    _, html = await _part(request, who, ids, lambda raw: messages.body_text(raw, "html"))
-    headers = {**NOSNIFF, "Content-Security-Policy": HTML_CSP, "X-Frame-Options": "SAMEORIGIN"}
-    return Response(html, media_type="text/html", headers=headers)
+_HTML_HEADERS = {**NOSNIFF, "Content-Security-Policy": HTML_CSP, "X-Frame-Options": "SAMEORIGIN"}
 
 
-@router.get(MESSAGE + "/body.htmlsource", summary="The HTML body's source, as text")
+@inbox_routes.get(MESSAGE + "/body.html", scope="read", summary="The HTML body, sandboxed")
+async def body_html(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    ids = (inbox_id, message_id)
+    _, html = await _part(request, caller, ids, lambda raw: messages.body_text(raw, "html"))
+    return Response(html, media_type="text/html", headers=_HTML_HEADERS)
+
+
+@inbox_routes.get(
+    MESSAGE + "/body.htmlsource", scope="read", summary="The HTML body's source, sandboxed"
+)
 async def body_htmlsource(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
+    inbox_id: Id, message_id: Id, request: Request, caller: Acting
 ) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    _, html = await _part(request, who, ids, lambda raw: messages.body_text(raw, "html"))
-    return Response(html, media_type="text/plain", headers=NOSNIFF)
+    # The spec serves the source as text/html: the same sandbox policy as body.html keeps a
+    # browser that renders it from running anything or reaching anywhere.
+    ids = (inbox_id, message_id)
+    _, html = await _part(request, caller, ids, lambda raw: messages.body_text(raw, "html"))
+    return Response(html, media_type="text/html", headers=_HTML_HEADERS)
 
 
-@router.get(MESSAGE + "/body.raw", summary="The raw RFC 5322 message, as text")
-async def body_raw(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    _, raw = await _part(request, who, (account_id, inbox_id, message_id), bytes)
+@inbox_routes.get(MESSAGE + "/body.raw", scope="read", summary="The raw message, as text")
+async def body_raw(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    _, raw = await _part(request, caller, (inbox_id, message_id), bytes)
     return Response(raw, media_type="text/plain", headers=NOSNIFF)
 
 
-@router.get(MESSAGE + "/body.eml", summary="The message as an .eml download")
-async def body_eml(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    _, raw = await _part(request, who, (account_id, inbox_id, message_id), bytes)
+@inbox_routes.get(MESSAGE + "/body.eml", scope="read", summary="The message as an .eml download")
+async def body_eml(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    _, raw = await _part(request, caller, (inbox_id, message_id), bytes)
     headers = {**NOSNIFF, "Content-Disposition": f'attachment; filename="{message_id}.eml"'}
     return Response(raw, media_type="message/rfc822", headers=headers)
 
 
-@router.get(MESSAGE + "/mail_headers", summary="The message's headers, decoded")
-async def mail_headers(
-    account_id: Id, inbox_id: Id, message_id: Id, request: Request, who: Who
-) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    _, headers = await _part(request, who, ids, messages.mail_headers)
+@inbox_routes.get(MESSAGE + "/mail_headers", scope="read", summary="The headers, decoded")
+async def mail_headers(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    _, headers = await _part(request, caller, (inbox_id, message_id), messages.mail_headers)
     return json_response({"headers": headers})
+
+
+# --- forward and analysis ------------------------------------------------------------------
+
+
+@inbox_routes.post(
+    MESSAGE + "/forward",
+    scope="send",
+    summary="Forward a message to an address (through the installation's delivery)",
+    openapi_extra=json_body(ForwardBody),
+)
+async def forward_message(
+    inbox_id: Id, message_id: Id, request: Request, caller: Acting
+) -> Response:
+    # Forwarding sends the message's content elsewhere: a send-only token (an app's)
+    # must not read the sandbox that way, so it needs read access as well.
+    if not {"read", "admin"} & caller.principal.scopes:
+        raise Forbidden("read")
+    email = forward.recipient(await read_json(request, BODY_LIMIT))
+    client_ip = request.client.host if request.client else None
+    ids = (inbox_id, message_id)
+    await forward.forward(services_of(request), caller.account_id, ids, email, client_ip)
+    return json_response({"message": forward.FORWARDED})
+
+
+@inbox_routes.get(
+    MESSAGE + "/spam_report", scope="read", summary="Spam score and rule hits (SpamAssassin)"
+)
+async def spam_report(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    _, raw = await _part(request, caller, (inbox_id, message_id), bytes)
+    result = await spam.score(services_of(request).settings.sandbox, raw)
+    return json_response({"report": result.report()})
+
+
+@inbox_routes.get(
+    MESSAGE + "/analyze", scope="read", summary="HTML/CSS support by email client (caniemail)"
+)
+async def html_analysis(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
+    def analyze(raw: bytes) -> dict[str, Any]:
+        return htmlcheck.report(messages.body_text(raw, "html"))
+
+    _, report = await _part(request, caller, (inbox_id, message_id), analyze)
+    return json_response({"report": report})
 
 
 # --- attachments --------------------------------------------------------------------------
 
 
-@router.get(MESSAGE + "/attachments", summary="List a message's attachments")
+@inbox_routes.get(MESSAGE + "/attachments", scope="read", summary="List a message's attachments")
 async def list_attachments(
-    account_id: Id,
     inbox_id: Id,
     message_id: Id,
     request: Request,
-    who: Who,
+    caller: Acting,
     attachment_type: Annotated[str | None, Query()] = None,
 ) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    row, parts = await _part(request, who, ids, messages.attachments)
+    row, parts = await _part(request, caller, (inbox_id, message_id), messages.attachments)
     wanted = [p for p in parts if attachment_type in (None, "", p.disposition)]
     return json_response([attachment_json(row, p) for p in wanted])
 
 
-@router.get(MESSAGE + "/attachments/{attachment_id}", summary="Get one attachment")
+@inbox_routes.get(
+    MESSAGE + "/attachments/{attachment_id}", scope="read", summary="Get one attachment"
+)
 async def get_attachment(
-    account_id: Id, inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, who: Who
+    inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, caller: Acting
 ) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    row, part = await _part(request, who, ids, lambda raw: messages.attachment(raw, attachment_id))
+    ids = (inbox_id, message_id)
+    row, part = await _part(
+        request, caller, ids, lambda raw: messages.attachment(raw, attachment_id)
+    )
     return json_response(attachment_json(row, part))
 
 
-@router.get(MESSAGE + "/attachments/{attachment_id}/download", summary="Download an attachment")
+@inbox_routes.get(
+    MESSAGE + "/attachments/{attachment_id}/download",
+    scope="read",
+    summary="Download an attachment",
+)
 async def download_attachment(
-    account_id: Id, inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, who: Who
+    inbox_id: Id, message_id: Id, attachment_id: Id, request: Request, caller: Acting
 ) -> Response:
-    ids = (account_id, inbox_id, message_id)
-    _, part = await _part(request, who, ids, lambda raw: messages.attachment(raw, attachment_id))
+    ids = (inbox_id, message_id)
+    _, part = await _part(request, caller, ids, lambda raw: messages.attachment(raw, attachment_id))
     headers = {
         **NOSNIFF,
         "Content-Disposition": _download_disposition(part.filename),

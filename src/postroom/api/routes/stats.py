@@ -7,22 +7,19 @@ A missing date answers 400 ``{"error": "Missing required parameter: start_date"}
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from postroom.api.auth import account_scope, principal
 from postroom.api.docs import STATS_QUERY
-from postroom.api.params import Id
+from postroom.api.families import Acting, Routes
 from postroom.api.responses import general_error, json_response
 from postroom.domain import querystring
 from postroom.services import Services, stats
-from postroom.services.auth import Principal
 
 router = APIRouter(tags=["stats"])
 
-Who = Annotated[Principal, Depends(principal)]
 Group = Literal["domains", "categories", "email_service_providers", "date"]
 
 
@@ -33,8 +30,7 @@ def _query(request: Request) -> stats.StatsQuery:
         raise stats.BadStatsRequest(str(exc)) from None
 
 
-async def _answer(request: Request, who: Principal, account_id: int, group: str | None) -> Response:
-    account_scope(who, account_id, "read")
+async def _answer(request: Request, account_id: int, group: str | None) -> Response:
     services: Services = request.app.state.services
     try:
         query = _query(request)
@@ -45,35 +41,15 @@ async def _answer(request: Request, who: Principal, account_id: int, group: str 
     return json_response(await stats.grouped(services, account_id, query, group))
 
 
-@router.get(
-    "/api/accounts/{account_id}/stats",
-    summary="Sending stats over a date range",
-    openapi_extra=STATS_QUERY,
-)
-async def account_stats(request: Request, account_id: Id, who: Who) -> Response:
-    return await _answer(request, who, account_id, None)
+# Declared once, both path families (api/families.py).
+routes = Routes(router, "/stats")
 
 
-@router.get(
-    "/api/accounts/{account_id}/stats/{group}",
-    summary="Sending stats, grouped",
-    openapi_extra=STATS_QUERY,
-)
-async def account_stats_grouped(
-    request: Request, account_id: Id, group: Group, who: Who
-) -> Response:
-    return await _answer(request, who, account_id, group)
+@routes.get("", scope="read", summary="Sending stats over a date range", openapi_extra=STATS_QUERY)
+async def account_stats(request: Request, caller: Acting) -> Response:
+    return await _answer(request, caller.account_id, None)
 
 
-@router.get("/api/stats", summary="Sending stats (the token's account)", openapi_extra=STATS_QUERY)
-async def token_stats(request: Request, who: Who) -> Response:
-    return await _answer(request, who, who.account_id, None)
-
-
-@router.get(
-    "/api/stats/{group}",
-    summary="Sending stats, grouped (the token's account)",
-    openapi_extra=STATS_QUERY,
-)
-async def token_stats_grouped(request: Request, group: Group, who: Who) -> Response:
-    return await _answer(request, who, who.account_id, group)
+@routes.get("/{group}", scope="read", summary="Sending stats, grouped", openapi_extra=STATS_QUERY)
+async def account_stats_grouped(request: Request, group: Group, caller: Acting) -> Response:
+    return await _answer(request, caller.account_id, group)

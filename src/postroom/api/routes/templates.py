@@ -1,13 +1,15 @@
 """Email templates API (spec §4.1), its paginated variant, and Postroom's preview.
 
-Three path families reach :mod:`postroom.services.templates`:
+Each operation is declared once (:class:`~postroom.api.families.Routes`) and answers in
+both path families; they reach :mod:`postroom.services.templates`:
 
 - ``/api/accounts/{account_id}/email_templates[/{id}]``: what every SDK calls; bodies
   wrapped in ``email_template``; the list is a bare array, one template is flat, create
   answers 201 and delete an empty 204.
 - ``/api/email_templates[/{id}]``: the token-scoped alias of the newer docs (same shapes).
-- ``/api/accounts/{account_id}/templates[/{id}]``: the Python SDK's paginated variant:
-  flat request bodies, ``{"data": …}`` responses, ``?per_page=&token=`` pages.
+- ``/api/accounts/{account_id}/templates[/{id}]`` (and ``/api/templates``): the Python
+  SDK's paginated variant: flat request bodies, ``{"data": …}`` responses,
+  ``?per_page=&token=`` pages.
 
 Postroom adds ``POST …/email_templates/{id}/preview`` (render with given
 ``template_variables``, optionally an older ``version``) and ``GET …/{id}/versions``
@@ -20,27 +22,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from postroom.api.auth import acting_account, principal, services_of
+from postroom.api.auth import services_of
 from postroom.api.body import read_json
 from postroom.api.docs import PreviewBody, TemplateBody, TemplateFields, json_body
+from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
 from postroom.services import templates
-from postroom.services.auth import Principal
 
 router = APIRouter(tags=["email templates"])
 
-Who = Annotated[Principal, Depends(principal)]
-
-ACCOUNT = "/api/accounts/{account_id}/email_templates"
-ALIAS = "/api/email_templates"
-PAGED = "/api/accounts/{account_id}/templates"
 WRAPPER = "email_template"
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 25, 100
 WRAPPED = json_body(TemplateBody)
@@ -116,42 +113,51 @@ class VersionPage(BaseModel):
 Versions = Annotated[VersionPage, Query()]
 
 
-# --- shared handlers (account_id None: the token's account) -------------------------------
+# --- /email_templates: declared once, both path families (api/families.py) ---------------
+
+routes = Routes(router, "/email_templates")
+paged = Routes(router, "/templates")
+ONE = "/{template_id}"
 
 
-async def _list(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "read")
-    rows = await templates.list_templates(services_of(request), target)
+@routes.get("", scope="read", summary="List email templates")
+async def list_email_templates(request: Request, caller: Acting) -> Response:
+    rows = await templates.list_templates(services_of(request), caller.account_id)
     return json_response([template_json(row) for row in rows])
 
 
-async def _get(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = acting_account(who, account_id, "read")
-    return json_response(template_json(await templates.get(services_of(request), target, tid)))
-
-
-async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "admin")
+@routes.post(
+    "", scope="admin", summary="Create an email template", status_code=201, openapi_extra=WRAPPED
+)
+async def create_email_template(request: Request, caller: Acting) -> Response:
     section = await _section(request)
-    row = await templates.create(services_of(request), target, section)
+    row = await templates.create(services_of(request), caller.account_id, section)
     return json_response(template_json(row), 201)
 
 
-async def _update(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = acting_account(who, account_id, "admin")
-    section = await _section(request)
-    row = await templates.update(services_of(request), target, tid, section)
+@routes.get(ONE, scope="read", summary="Get an email template")
+async def get_email_template(template_id: Id, request: Request, caller: Acting) -> Response:
+    row = await templates.get(services_of(request), caller.account_id, template_id)
     return json_response(template_json(row))
 
 
-async def _delete(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = acting_account(who, account_id, "admin")
-    await templates.delete(services_of(request), target, tid)
+@routes.patch(ONE, scope="admin", summary="Update an email template", openapi_extra=WRAPPED)
+async def update_email_template(template_id: Id, request: Request, caller: Acting) -> Response:
+    section = await _section(request)
+    row = await templates.update(services_of(request), caller.account_id, template_id, section)
+    return json_response(template_json(row))
+
+
+@routes.delete(ONE, scope="admin", summary="Delete an email template", status_code=204)
+async def delete_email_template(template_id: Id, request: Request, caller: Acting) -> Response:
+    await templates.delete(services_of(request), caller.account_id, template_id)
     return Response(status_code=204)
 
 
-async def _preview(request: Request, who: Principal, account_id: int | None, tid: int) -> Response:
-    target = acting_account(who, account_id, "read")
+@routes.post(
+    ONE + "/preview", scope="read", summary="Render a template (Postroom)", openapi_extra=PREVIEW
+)
+async def preview_email_template(template_id: Id, request: Request, caller: Acting) -> Response:
     services = services_of(request)
     body = await _optional_object(request, services.settings.limits.max_message_bytes)
     variables, version = body.get("template_variables"), body.get("version")
@@ -159,7 +165,7 @@ async def _preview(request: Request, who: Principal, account_id: int | None, tid
         raise ValidationFailed(["'template_variables' must be an object"])
     if version is not None and (type(version) is not int or version < 1):
         raise ValidationFailed(["'version' must be a positive integer"])
-    shown = await templates.preview(services, target, tid, variables, version)
+    shown = await templates.preview(services, caller.account_id, template_id, variables, version)
     rendered = shown.rendered
     return json_response(
         {
@@ -174,124 +180,21 @@ async def _preview(request: Request, who: Principal, account_id: int | None, tid
     )
 
 
-async def _versions(
-    request: Request, who: Principal, account_id: int | None, tid: int, page: VersionPage
+@routes.get(ONE + "/versions", scope="read", summary="List a template's versions (Postroom)")
+async def list_email_template_versions(
+    template_id: Id, request: Request, caller: Acting, page: Versions
 ) -> Response:
-    target = acting_account(who, account_id, "read")
     rows = await templates.versions(
-        services_of(request), target, tid, after=page.after_version, limit=page.per_page
+        services_of(request),
+        caller.account_id,
+        template_id,
+        after=page.after_version,
+        limit=page.per_page,
     )
     return json_response([version_json(row) for row in rows])
 
 
-# --- /api/accounts/{account_id}/email_templates (the SDKs' paths) -------------------------
-
-
-@router.get(ACCOUNT, summary="List email templates")
-async def list_email_templates(account_id: Id, request: Request, who: Who) -> Response:
-    return await _list(request, who, account_id)
-
-
-@router.post(ACCOUNT, summary="Create an email template", status_code=201, openapi_extra=WRAPPED)
-async def create_email_template(account_id: Id, request: Request, who: Who) -> Response:
-    return await _create(request, who, account_id)
-
-
-@router.get(ACCOUNT + "/{template_id}", summary="Get an email template")
-async def get_email_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    return await _get(request, who, account_id, template_id)
-
-
-@router.patch(ACCOUNT + "/{template_id}", summary="Update an email template", openapi_extra=WRAPPED)
-async def update_email_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    return await _update(request, who, account_id, template_id)
-
-
-@router.delete(ACCOUNT + "/{template_id}", summary="Delete an email template", status_code=204)
-async def delete_email_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    return await _delete(request, who, account_id, template_id)
-
-
-@router.post(
-    ACCOUNT + "/{template_id}/preview",
-    summary="Render a template (Postroom)",
-    openapi_extra=PREVIEW,
-)
-async def preview_email_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    return await _preview(request, who, account_id, template_id)
-
-
-@router.get(ACCOUNT + "/{template_id}/versions", summary="List a template's versions (Postroom)")
-async def list_email_template_versions(
-    account_id: Id, template_id: Id, request: Request, who: Who, page: Versions
-) -> Response:
-    return await _versions(request, who, account_id, template_id, page)
-
-
-# --- /api/email_templates (token-scoped alias) --------------------------------------------
-
-
-@router.get(ALIAS, summary="List email templates (token's account)")
-async def list_templates_alias(request: Request, who: Who) -> Response:
-    return await _list(request, who, None)
-
-
-@router.post(
-    ALIAS,
-    summary="Create an email template (token's account)",
-    status_code=201,
-    openapi_extra=WRAPPED,
-)
-async def create_template_alias(request: Request, who: Who) -> Response:
-    return await _create(request, who, None)
-
-
-@router.get(ALIAS + "/{template_id}", summary="Get an email template (token's account)")
-async def get_template_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _get(request, who, None, template_id)
-
-
-@router.patch(
-    ALIAS + "/{template_id}",
-    summary="Update an email template (token's account)",
-    openapi_extra=WRAPPED,
-)
-async def update_template_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _update(request, who, None, template_id)
-
-
-@router.delete(
-    ALIAS + "/{template_id}",
-    summary="Delete an email template (token's account)",
-    status_code=204,
-)
-async def delete_template_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _delete(request, who, None, template_id)
-
-
-@router.post(
-    ALIAS + "/{template_id}/preview", summary="Render a template (Postroom)", openapi_extra=PREVIEW
-)
-async def preview_template_alias(template_id: Id, request: Request, who: Who) -> Response:
-    return await _preview(request, who, None, template_id)
-
-
-@router.get(ALIAS + "/{template_id}/versions", summary="List a template's versions (Postroom)")
-async def template_versions_alias(
-    template_id: Id, request: Request, who: Who, page: Versions
-) -> Response:
-    return await _versions(request, who, None, template_id, page)
-
-
-# --- /api/accounts/{account_id}/templates (the Python SDK's paginated variant) -------------
+# --- /templates (the Python SDK's paginated variant), both path families ------------------
 
 
 def _page_url(request: Request, token: int | None, per_page: int) -> str | None:
@@ -300,17 +203,15 @@ def _page_url(request: Request, token: int | None, per_page: int) -> str | None:
     return str(request.url.include_query_params(token=token, per_page=per_page))
 
 
-@router.get(PAGED, summary="List email templates, one page at a time")
+@paged.get("", scope="read", summary="List email templates, one page at a time")
 async def list_paged_templates(
-    account_id: Id,
     request: Request,
-    who: Who,
+    caller: Acting,
     per_page: Annotated[int, Query(ge=1, le=1_000_000)] = PER_PAGE_DEFAULT,
     token: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
-    target = acting_account(who, account_id, "read")
     per_page = min(per_page, PER_PAGE_MAX)
-    rows, more = await templates.page(services_of(request), target, token, per_page)
+    rows, more = await templates.page(services_of(request), caller.account_id, token, per_page)
     previous, following = (token - 1 if token > 1 else None), (token + 1 if more else None)
     pagination = {
         "token": token,
@@ -324,38 +225,33 @@ async def list_paged_templates(
     return json_response({"data": [template_json(r) for r in rows], "pagination": pagination})
 
 
-@router.post(
-    PAGED, summary="Create an email template (flat body)", status_code=201, openapi_extra=FLAT
+@paged.post(
+    "",
+    scope="admin",
+    summary="Create an email template (flat body)",
+    status_code=201,
+    openapi_extra=FLAT,
 )
-async def create_paged_template(account_id: Id, request: Request, who: Who) -> Response:
-    target = acting_account(who, account_id, "admin")
-    row = await templates.create(services_of(request), target, await _section(request))
+async def create_paged_template(request: Request, caller: Acting) -> Response:
+    section = await _section(request)
+    row = await templates.create(services_of(request), caller.account_id, section)
     return json_response({"data": template_json(row)}, 201)
 
 
-@router.get(PAGED + "/{template_id}", summary="Get an email template (wrapped in data)")
-async def get_paged_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    target = acting_account(who, account_id, "read")
-    row = await templates.get(services_of(request), target, template_id)
+@paged.get(ONE, scope="read", summary="Get an email template (wrapped in data)")
+async def get_paged_template(template_id: Id, request: Request, caller: Acting) -> Response:
+    row = await templates.get(services_of(request), caller.account_id, template_id)
     return json_response({"data": template_json(row)})
 
 
-@router.patch(
-    PAGED + "/{template_id}", summary="Update an email template (flat body)", openapi_extra=FLAT
-)
-async def update_paged_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    target = acting_account(who, account_id, "admin")
+@paged.patch(ONE, scope="admin", summary="Update an email template (flat body)", openapi_extra=FLAT)
+async def update_paged_template(template_id: Id, request: Request, caller: Acting) -> Response:
     section = await _section(request)
-    row = await templates.update(services_of(request), target, template_id, section)
+    row = await templates.update(services_of(request), caller.account_id, template_id, section)
     return json_response({"data": template_json(row)})
 
 
-@router.delete(PAGED + "/{template_id}", summary="Delete an email template", status_code=204)
-async def delete_paged_template(
-    account_id: Id, template_id: Id, request: Request, who: Who
-) -> Response:
-    return await _delete(request, who, account_id, template_id)
+@paged.delete(ONE, scope="admin", summary="Delete an email template", status_code=204)
+async def delete_paged_template(template_id: Id, request: Request, caller: Acting) -> Response:
+    await templates.delete(services_of(request), caller.account_id, template_id)
+    return Response(status_code=204)

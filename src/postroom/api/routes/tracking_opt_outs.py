@@ -12,26 +12,22 @@ is the same for an account named in the path. Reading needs ``read``, changing
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from postroom.api.auth import acting_account, principal, services_of
+from postroom.api.auth import services_of
 from postroom.api.body import read_json
-from postroom.api.params import Id
+from postroom.api.families import Acting, Routes
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, ValidationFailed
 from postroom.services import optouts
-from postroom.services.auth import Principal
 
 router = APIRouter(tags=["tracking opt-outs"])
 
-Who = Annotated[Principal, Depends(principal)]
 BODY_LIMIT = 16 * 1024
-ALIAS = "/api/tracking_opt_outs"
-ACCOUNT = "/api/accounts/{account_id}/tracking_opt_outs"
 
 
 def opt_out_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -65,12 +61,16 @@ def _uuid(value: str | None, name: str) -> str | None:
         raise ValidationFailed([f"{name} must be a tracking opt-out id"]) from None
 
 
-async def _list(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "read")
+# Declared once, both path families (api/families.py).
+routes = Routes(router, "/tracking_opt_outs")
+
+
+@routes.get("", scope="read", summary="List tracking opt-outs")
+async def list_opt_outs(request: Request, caller: Acting) -> Response:
     query = request.query_params
     rows = await optouts.list_page(
         services_of(request),
-        target,
+        caller.account_id,
         email=query.get("email") or None,
         start=_time(query.get("start_time"), "start_time"),
         end=_time(query.get("end_time"), "end_time"),
@@ -80,58 +80,24 @@ async def _list(request: Request, who: Principal, account_id: int | None) -> Res
     return json_response({"data": [opt_out_json(r) for r in rows], "last_id": last})
 
 
-async def _create(request: Request, who: Principal, account_id: int | None) -> Response:
-    target = acting_account(who, account_id, "admin")
+@routes.post("", scope="admin", summary="Add a tracking opt-out", status_code=201)
+async def create_opt_out(request: Request, caller: Acting) -> Response:
     body = await read_json(request, BODY_LIMIT)
     if isinstance(body, dict) and isinstance(body.get("tracking_opt_out"), dict):
         body = body["tracking_opt_out"]  # a Rails-style wrapper is accepted too
     if not isinstance(body, dict):
         raise ValidationFailed(["request body must be a JSON object"])
     row = await optouts.create(
-        services_of(request), target, body.get("email"), body.get("domain_id")
+        services_of(request), caller.account_id, body.get("email"), body.get("domain_id")
     )
     return json_response({"data": opt_out_json(row)}, 201)
 
 
-async def _delete(
-    request: Request, who: Principal, account_id: int | None, opt_out_id: str
-) -> Response:
-    target = acting_account(who, account_id, "admin")
+@routes.delete("/{opt_out_id}", scope="admin", summary="Remove a tracking opt-out")
+async def delete_opt_out(opt_out_id: str, request: Request, caller: Acting) -> Response:
     try:
         found = str(UUID(opt_out_id))
     except ValueError:
         raise NotFound("tracking opt-out") from None
-    row = await optouts.remove(services_of(request), target, found)
+    row = await optouts.remove(services_of(request), caller.account_id, found)
     return json_response(opt_out_json(row))
-
-
-@router.get(ALIAS, summary="List tracking opt-outs (token's account)")
-async def list_opt_outs(request: Request, who: Who) -> Response:
-    return await _list(request, who, None)
-
-
-@router.post(ALIAS, summary="Add a tracking opt-out (token's account)", status_code=201)
-async def create_opt_out(request: Request, who: Who) -> Response:
-    return await _create(request, who, None)
-
-
-@router.delete(ALIAS + "/{opt_out_id}", summary="Remove a tracking opt-out (token's account)")
-async def delete_opt_out(opt_out_id: str, request: Request, who: Who) -> Response:
-    return await _delete(request, who, None, opt_out_id)
-
-
-@router.get(ACCOUNT, summary="List tracking opt-outs")
-async def list_account_opt_outs(account_id: Id, request: Request, who: Who) -> Response:
-    return await _list(request, who, account_id)
-
-
-@router.post(ACCOUNT, summary="Add a tracking opt-out", status_code=201)
-async def create_account_opt_out(account_id: Id, request: Request, who: Who) -> Response:
-    return await _create(request, who, account_id)
-
-
-@router.delete(ACCOUNT + "/{opt_out_id}", summary="Remove a tracking opt-out")
-async def delete_account_opt_out(
-    account_id: Id, opt_out_id: str, request: Request, who: Who
-) -> Response:
-    return await _delete(request, who, account_id, opt_out_id)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from postroom.storage.repos import insert_id
-from postroom.storage.tables import deliveries, inboxes, projects, sandbox_messages
+from postroom.storage.tables import deliveries, inboxes, messages, projects, sandbox_messages
 
 
 def insert_project(conn: Connection, **values: Any) -> int:
@@ -73,6 +73,10 @@ def bump_inbox(conn: Connection, inbox_id: int, count: int, now: Any) -> None:
 
 # Columns of a message listing: everything but the raw bytes, which only parts need.
 _SUMMARY = [c for c in sandbox_messages.c if c.name != "raw"]
+# What the captured message was rendered from: read from the accepted message's record
+# (gone with it when retention deletes that record, and then None).
+_TEMPLATE = [messages.c.template_id, messages.c.template_variables]
+_WITH_MESSAGE = sandbox_messages.outerjoin(messages, messages.c.id == sandbox_messages.c.message_id)
 
 
 def list_projects(conn: Connection, account_id: int) -> list[dict[str, Any]]:
@@ -153,7 +157,11 @@ def list_messages(
     ``message_id`` keeps the capture of one accepted message: the id the sending API
     answered (one per recipient, a delivery) or the message's own.
     """
-    query = select(*_SUMMARY).where(sandbox_messages.c.inbox_id == inbox_id)
+    query = (
+        select(*_SUMMARY, *_TEMPLATE)
+        .select_from(_WITH_MESSAGE)
+        .where(sandbox_messages.c.inbox_id == inbox_id)
+    )
     if message_id:
         sent = select(deliveries.c.message_id).where(deliveries.c.id == message_id)
         query = query.where(
@@ -177,10 +185,14 @@ def get_message(
 ) -> dict[str, Any] | None:
     """A captured message, only if it is in ``inbox_id`` of ``account_id``."""
     columns = list(sandbox_messages.c) if with_raw else _SUMMARY
-    query = select(*columns).where(
-        sandbox_messages.c.id == message_id,
-        sandbox_messages.c.inbox_id == inbox_id,
-        sandbox_messages.c.account_id == account_id,
+    query = (
+        select(*columns, *_TEMPLATE)
+        .select_from(_WITH_MESSAGE)
+        .where(
+            sandbox_messages.c.id == message_id,
+            sandbox_messages.c.inbox_id == inbox_id,
+            sandbox_messages.c.account_id == account_id,
+        )
     )
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
