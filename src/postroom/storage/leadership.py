@@ -26,9 +26,14 @@ from sqlalchemy.exc import SQLAlchemyError
 log = logging.getLogger("postroom.leadership")
 
 
-def lock_key(name: str) -> int:
-    """A stable 63-bit advisory-lock key for ``name`` (crc32 leaves room for others)."""
-    return 0x706F7374_00000000 | zlib.crc32(name.encode())
+def lock_key(conn: Connection, name: str) -> int:
+    """A stable advisory-lock key for ``name`` in the schema ``conn`` works in.
+
+    Advisory locks are per database cluster, not per schema: installations (or test
+    runs) in several schemas of one database must not share a scheduler.
+    """
+    where = conn.execute(text("SELECT current_database() || '.' || current_schema()")).scalar()
+    return 0x706F7374_00000000 | zlib.crc32(f"{where}/{name}".encode())
 
 
 class Leadership:
@@ -37,7 +42,7 @@ class Leadership:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
         self.name = name
-        self.key = lock_key(name)
+        self.key = 0
         self.leading = False
         self._conn: Connection | None = None
 
@@ -51,6 +56,7 @@ class Leadership:
                 conn = self.engine.connect()
                 # No transaction stays open on the lock's connection between checks.
                 self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                self.key = lock_key(self._conn, self.name)
             if self.leading:
                 # A broken connection means the server already freed our lock.
                 self._conn.execute(text("SELECT 1"))

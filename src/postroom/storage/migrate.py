@@ -33,8 +33,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     from postroom.storage.leadership import lock_key
 
-    key = {"key": lock_key("migrate")}
     with engine.connect() as lock:
+        key = {"key": lock_key(lock, "migrate")}
         lock.execute(text("SELECT pg_advisory_lock(:key)"), key)
         lock.commit()
         try:
