@@ -39,6 +39,7 @@ from postroom.net.acceptor import Acceptor
 from postroom.net.gate import Caps, ConnectionGate
 from postroom.services import Services
 from postroom.services.auth import Authenticator
+from postroom.services.shared import Invalidations
 from postroom.submission.server import start_listeners
 from postroom.workers.delivery import DeliveryWorker
 from postroom.workers.scheduler import Scheduler
@@ -202,6 +203,11 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     run = Running(services, sockets, gates, stop)
+    redis_url = services.settings.scale.redis_url
+    if redis_url:
+        # Caches other processes invalidate (services/shared.py).
+        services.invalidations = services.invalidations or Invalidations(redis_url)
+        run.start(services.invalidations.listen(services.forget_here, stop), "invalidations")
     auth = Authenticator(services)
     health = ProcessHealth(services, label(roles), instance_name())
     if Role.WORKER in roles:

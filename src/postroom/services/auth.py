@@ -55,11 +55,15 @@ class Authenticator:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._cache: TtlCache[str, Principal] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
+        # services.forget("tokens", key) drops a token here too (and in other processes).
+        services.token_caches.append(self._cache)
         self._refused: TtlCache[str, bool] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
         self._known_good: TtlCache[str, bool] = TtlCache(
             KNOWN_GOOD_SECONDS, max_entries=CACHE_ENTRIES
         )
-        self._failures = FailureThrottle(services.settings.ratelimits.failed_auth)
+        self._failures = FailureThrottle(
+            services.settings.ratelimits.failed_auth, services.settings.scale.redis_url
+        )
 
     async def authenticate(self, presented: str | None, client: str | None = None) -> Principal:
         """The principal of ``presented``; ``client`` (an address) counts failures."""

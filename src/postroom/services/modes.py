@@ -60,4 +60,4 @@ def set_for_account(services: Services, account_id: int, mode: DeliveryMode | No
     value = mode.value if mode is not None else None
     if not services.db.write_sync(lambda conn: repo.set_delivery_mode(conn, account_id, value)):
         raise ValueError(f"no account with id {account_id}")
-    services.account_modes.discard(account_id)
+    services.forget("account_modes", account_id)
