@@ -661,6 +661,18 @@ class ScaleSettings(BaseModel):
         "limits, per-site delivery throttles and connection budgets, and cache "
         "invalidation. Unset: each process keeps its own (fine for one process).",
     )
+    redis_prefix: str = Field(
+        "postroom",
+        description="Prefix of this installation's site-budget keys in redis_url (several "
+        "installations may share one Redis).",
+    )
+    site_slot_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="With redis_url: how long a worker's claim on a site's connection slot "
+        "outlives the worker (renewed while it lives; a killed worker's claims free up "
+        "after this).",
+    )
     health_port: int = Field(
         0,
         description="Port of a small HTTP listener with /healthz, /readyz and /metrics, "

@@ -214,7 +214,15 @@ class MxEngine:
         self.default_schedule = _schedule(cfg, cfg.retry_window)
         # Several workers share each site's limits through Redis (mta/sitebudget.py).
         redis_url = services.settings.scale.redis_url
-        self.shared = SharedSites.from_url(redis_url) if redis_url else None
+        self.shared = (
+            SharedSites.from_url(
+                redis_url,
+                services.settings.scale.redis_prefix,
+                slot_ttl=services.settings.scale.site_slot_seconds,
+            )
+            if redis_url
+            else None
+        )
 
     def schedule_for(self, stream: str) -> RetrySchedule:
         return self.schedules.get(stream, self.default_schedule)

@@ -156,5 +156,7 @@ class SiteRunner(Generic[J, R]):
                     return
                 await asyncio.sleep(wait)
                 continue
+            if not queue:  # another lane took the last job while we asked Redis
+                return
             job = queue.popleft()
             self.results += await self.send(job, pool)

@@ -6,8 +6,8 @@ With ``--redis-url`` the lanes (mta/lanes.py) also claim from one budget per sit
 
 - connections: a sorted set per site of the lanes holding a connection slot, each with
   an expiry; a lane joins only while the set has fewer members than the site allows.
-  Slots of a process killed outright expire (``SLOT_TTL``); live ones are renewed by a
-  heartbeat every ``HEARTBEAT`` seconds, so a long session keeps its slot.
+  Slots of a process killed outright expire (``scale.site_slot_seconds``); live ones
+  are renewed by a heartbeat, so a long session keeps its slot.
 - rate: one token bucket per site (the same shape as the local one: a second's worth of
   burst, refilled continuously), so the site's messages per minute hold across workers.
 
@@ -89,8 +89,10 @@ class SharedSites:
         self._failing = False
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "postroom") -> SharedSites:
-        return cls(Redis.from_url(url), prefix)
+    def from_url(
+        cls, url: str, prefix: str = "postroom", *, slot_ttl: float = SLOT_TTL
+    ) -> SharedSites:
+        return cls(Redis.from_url(url), prefix, slot_ttl=slot_ttl)
 
     def _key(self, site: str, what: str) -> str:
         return f"{self.prefix}:site:{site}:{what}"
