@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from pathlib import Path
 
 import orjson
@@ -10,7 +12,7 @@ import pytest
 
 from postroom.cli.logs import JsonFormatter
 from postroom.cli.roles import ALL_ROLES, Role, flags_of, label
-from postroom.cli.supervisor import process_count
+from postroom.cli.supervisor import Supervisor, process_count
 from postroom.storage import processlock
 
 
@@ -65,7 +67,60 @@ def test_json_log_lines_carry_role_and_instance() -> None:
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        import sys
-
         record.exc_info = sys.exc_info()
     assert "RuntimeError: boom" in orjson.loads(formatter.format(record))["exception"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _wait_exit(supervisor: Supervisor) -> None:
+    for child in supervisor.children:
+        if child.proc is not None:
+            child.proc.wait(timeout=30)
+
+
+def test_a_crashing_child_is_restarted_with_a_doubling_delay() -> None:
+    # Real child processes that read their start-up payload and exit at once (a crash);
+    # only the supervisor's clock is simulated.
+    clock = FakeClock()
+    crash = [sys.executable, "-c", "import sys; sys.stdin.buffer.read(); sys.exit(3)"]
+    supervisor = Supervisor(1, {}, lambda index: b"{}", max_delay=2.0, clock=clock, command=crash)
+    [child] = supervisor.children
+    supervisor._spawn(child)
+    delays = []
+    for _ in range(4):
+        _wait_exit(supervisor)
+        supervisor.watch_once()  # notices the exit, schedules the restart
+        assert child.proc is None
+        delays.append(child.restart_at - clock.now)
+        clock.now = child.restart_at - 0.01
+        supervisor.watch_once()
+        assert child.proc is None  # not before its delay
+        clock.now = child.restart_at
+        supervisor.watch_once()
+        assert child.proc is not None  # restarted
+    assert delays == [0.5, 1.0, 2.0, 2.0]  # doubling, capped at max_delay
+    assert child.restarts == 4
+    # A child that lived long enough starts the backoff over.
+    _wait_exit(supervisor)
+    clock.now += 120
+    child.started = clock.now - 120
+    supervisor.watch_once()
+    assert child.restart_at - clock.now == 0.5
+    assert supervisor.stop() == 0
+
+
+def test_stop_terminates_every_child() -> None:
+    sleeper = [sys.executable, "-c", "import sys, time; sys.stdin.buffer.read(); time.sleep(60)"]
+    supervisor = Supervisor(2, {}, lambda index: b"{}", command=sleeper)
+    for child in supervisor.children:
+        supervisor._spawn(child)
+    procs = [c.proc for c in supervisor.children]
+    assert supervisor.stop() == 0  # SIGTERM ends them within the grace
+    assert all(p is not None and p.returncode == -signal.SIGTERM for p in procs)

@@ -60,8 +60,10 @@ class Supervisor:
         *,
         max_delay: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        command: list[str] | None = None,
     ) -> None:
         self.children = [Child(i) for i in range(count)]
+        self.command = command or [sys.executable, "-m", "postroom.cli.child"]
         self.sockets = sockets
         self.payload = payload
         self.max_delay = max_delay
@@ -71,7 +73,7 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         fds = [sock.fileno() for sock in self.sockets.values()]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "postroom.cli.child"],
+            self.command,
             stdin=subprocess.PIPE,
             pass_fds=fds,
             close_fds=True,
