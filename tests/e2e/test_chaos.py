@@ -60,13 +60,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 log = logging.getLogger(__name__)
 
 MESSAGES = int(os.environ.get("POSTROOM_CHAOS_MESSAGES", "2000"))
-SMTP_SHARE = 0.2  # of the messages, sent over SMTP submission
+SMTP_SHARE = 0.1  # of the messages, sent over SMTP submission
+SMTP_SENDERS = 2  # concurrent SMTP clients
 SITES = 4
 SITE_CONNECTIONS = 2
 SITE_PER_MINUTE = 1200.0
 RATE_WINDOW = 5.0
 SLACK = 1.15
-KILL_EVERY = 2.0
+KILL_EVERY = 3.0
 DRAIN_TIMEOUT = float(os.environ.get("POSTROOM_CHAOS_DRAIN_SECONDS", "240"))
 SENDER_DOMAIN = "shop.test"
 BATCH = 100
@@ -480,14 +481,21 @@ def test_random_kills_lose_nothing_and_keep_site_limits(
         started = time.monotonic()
         killer.start()
         smtp_total = int(MESSAGES * SMTP_SHARE)
-        smtp_thread = threading.Thread(target=sender.smtp_messages, args=(smtp_total,))
-        smtp_thread.start()
+        share = -(-smtp_total // SMTP_SENDERS)
+        smtp_threads = [
+            threading.Thread(target=sender.smtp_messages, args=(share,))
+            for _ in range(SMTP_SENDERS)
+        ]
+        for thread in smtp_threads:
+            thread.start()
+        smtp_total = share * SMTP_SENDERS
         http_sent = 0
         while http_sent < MESSAGES - smtp_total:
             count = min(BATCH, MESSAGES - smtp_total - http_sent)
             sender.http_batch(count)
             http_sent += count
-        smtp_thread.join(timeout=DRAIN_TIMEOUT)
+        for thread in smtp_threads:
+            thread.join()
         # Keep killing a while after the last send, then let everything come back.
         time.sleep(3 * KILL_EVERY)
         stop.set()
