@@ -260,3 +260,35 @@ def test_roles_run_alone_and_deliver_together(tmp_path: Path, pg_url: str) -> No
     lines = [line for line in logs["scheduler"].read_text().splitlines() if line.startswith("{")]
     assert any('"message":"this process now leads scheduler"' in line for line in lines)
     assert all('"role":"scheduler"' in line for line in lines)
+
+
+def test_a_second_server_on_one_sqlite_database_is_refused(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir)
+    servers.append(first)
+    port, bulk = free_ports(2)
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "postroom",
+            "worker",  # any role: the database is what is refused
+            *storage_args(data_dir, None),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"pid {first.proc.pid}" in second.stderr
+    assert "PostgreSQL" in second.stderr
+    assert first.running
+    assert first.stop() == 0
+    # Once the first has stopped, the database may be served again.
+    again = start_server(data_dir, ports=(port, bulk))
+    servers.append(again)
+    assert again.stop() == 0

@@ -126,3 +126,64 @@ def test_a_change_in_one_process_drops_the_cache_entry_in_the_others(
         assert listener.template_cache.get((7, "uuid-1")) is None
     finally:
         db.close()
+
+
+def test_lanes_of_two_workers_share_a_sites_connections(redis_url: str) -> None:
+    """Two workers' runners for one site (each allowed 2 connections by its own throttle)
+    open at most 2 at once between them when they share the site's budget."""
+    from postroom.domain.throttle import SiteLimits, SiteThrottle
+    from postroom.mta.lanes import SiteRunner
+    from postroom.mta.pool import SessionPool
+    from postroom.mta.session import SessionConfig
+
+    open_now = 0
+    most = 0
+
+    async def send(job: int, pool: SessionPool) -> list[int]:
+        nonlocal open_now, most
+        if not getattr(pool, "counted", False):
+            pool.counted = True  # type: ignore[attr-defined]
+            open_now += 1
+            most = max(most, open_now)
+        await asyncio.sleep(0.01)  # a message takes a while: lanes overlap
+        return [job]
+
+    async def scenario() -> list[int]:
+        nonlocal open_now
+        prefix = f"test-{secrets.token_hex(4)}"
+        config = SessionConfig(ehlo_name="test", tls="none")
+
+        class CountedPool(SessionPool):
+            async def close_all(self) -> None:
+                nonlocal open_now
+                if getattr(self, "counted", False):
+                    open_now -= 1
+                await super().close_all()
+
+        workers = [SharedSites.from_url(redis_url, prefix) for _ in range(2)]
+        limits = SiteLimits(max_connections=2, messages_per_minute=60_000)
+        runners = [
+            SiteRunner[int, int](
+                "example.net",
+                SiteThrottle(limits),
+                asyncio.Semaphore(10),
+                asyncio.Condition(),
+                time.monotonic() + 30,
+                lambda: CountedPool(config),
+                send,
+                shared=shared,
+            )
+            for shared in workers
+        ]
+        try:
+            await asyncio.gather(
+                runners[0].run(list(range(64))), runners[1].run(list(range(64, 128)))
+            )
+        finally:
+            for shared in workers:
+                await shared.close()
+        return sorted(runners[0].results + runners[1].results)
+
+    delivered = asyncio.run(scenario())
+    assert delivered == list(range(128))  # every job sent once
+    assert most == 2  # each would have opened 2 alone: 4 without the shared budget

@@ -363,6 +363,7 @@ def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
         err.print(
             f"[red]Refusing --processes {count} on SQLite: {processlock.POSTGRES_HINT}.[/red]",
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     from postroom.cli import logs
@@ -394,7 +395,9 @@ def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
         # One serving process per SQLite database (storage/processlock.py).
         held = processlock.hold(settings.database_url)
     except processlock.DatabaseInUse as exc:
-        err.print(f"[red]Refusing to start: {escape(str(exc))}.[/red]", highlight=False)
+        err.print(
+            f"[red]Refusing to start: {escape(str(exc))}.[/red]", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(2) from None
     if Role.SMTP in roles:
         settings = _with_smtp_certificate(settings)
