@@ -70,10 +70,27 @@ def test_two_processes_share_the_listeners_and_survive_a_kill(
     tmp_path: Path, pg_url: str, servers: list[Server]
 ) -> None:
     data_dir = tmp_path / "data"
-    server = start_server(data_dir, database_url=pg_url, args=("--processes", "2"))
+    [health_port] = free_ports(1)
+    server = start_server(
+        data_dir,
+        database_url=pg_url,
+        args=("--processes", "2", "--health-port", str(health_port)),
+    )
     servers.append(server)
     token = server.first_start_token()
     assert token, server.output()
+    # The health port is shared by the children too.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            ready = httpx.get(f"http://{HOST}:{health_port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    assert ready.json()["role"] == "all"
     store = Store(data_dir, pg_url)
     try:
         deadline = time.monotonic() + 20

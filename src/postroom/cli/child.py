@@ -1,7 +1,8 @@
 """A child of ``postroom serve --processes N`` (started by cli/supervisor.py only).
 
 It reads its start-up facts as one JSON object on stdin: ``settings`` (the parent's
-final settings), ``fds`` (listener port to inherited socket descriptor) and ``index``.
+final settings), ``fds`` (listener port to inherited socket descriptor), ``health_fd``
+(the shared ``--health-port`` socket, or null) and ``index``.
 The parent has migrated the database and made the secret key; the child opens them,
 plays every role on the inherited sockets and stops on SIGTERM, or when the parent is
 gone (a parent killed outright cannot stop its children itself).
@@ -36,6 +37,8 @@ def main() -> None:
     spec: dict[str, Any] = orjson.loads(sys.stdin.buffer.read())
     settings = Settings.model_validate(spec["settings"])
     sockets = {int(port): socket.socket(fileno=int(fd)) for port, fd in spec["fds"].items()}
+    health_fd = spec.get("health_fd")
+    health = socket.socket(fileno=int(health_fd)) if health_fd is not None else None
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     from postroom.cli import logs
@@ -51,7 +54,7 @@ def main() -> None:
     sys.setswitchinterval(0.0005)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_roles(services, sockets, ALL_ROLES))
+            runner.run(run_roles(services, sockets, ALL_ROLES, health_socket=health))
     finally:
         services.db.close()
 

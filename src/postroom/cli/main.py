@@ -437,7 +437,7 @@ def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
     out.print("  ".join(shown), highlight=False, soft_wrap=True)
     if count > 1:
         services.db.close()
-        raise typer.Exit(_supervise(settings, sockets, count))
+        raise typer.Exit(_supervise(settings, sockets, count, health_socket))
     # Hand the GIL back to the event loop sooner than the default 5 ms: worker threads
     # (the group-commit writer, reads) otherwise hold request handling back (measured
     # +56% single-send throughput in bench/ingest.py).
@@ -453,19 +453,23 @@ def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
             held.close()
 
 
-def _supervise(settings: Settings, sockets: dict[int, Any], count: int) -> int:
-    """Run ``count`` children on the bound sockets until stopped (cli/supervisor.py)."""
+def _supervise(settings: Settings, sockets: dict[int, Any], count: int, health: Any | None) -> int:
+    """Run ``count`` children on the bound sockets until stopped (cli/supervisor.py); the
+    health socket, if any, is shared too (whichever child accepts answers)."""
     import orjson
 
     from postroom.cli.supervisor import Supervisor
 
     fds = {str(port): sock.fileno() for port, sock in sockets.items()}
+    health_fd = health.fileno() if health is not None else None
     dumped = settings.model_dump(mode="json")
 
     def payload(index: int) -> bytes:
-        return orjson.dumps({"settings": dumped, "fds": fds, "index": index})
+        spec = {"settings": dumped, "fds": fds, "index": index, "health_fd": health_fd}
+        return orjson.dumps(spec)
 
-    supervisor = Supervisor(count, sockets, payload, max_delay=settings.scale.restart_max_delay)
+    inherited = {**sockets, -1: health} if health is not None else sockets
+    supervisor = Supervisor(count, inherited, payload, max_delay=settings.scale.restart_max_delay)
     return supervisor.run()
 
 
