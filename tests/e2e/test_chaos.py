@@ -497,7 +497,7 @@ def test_random_kills_lose_nothing_and_keep_site_limits(
         for thread in smtp_threads:
             thread.join()
         # Keep killing a while after the last send, then let everything come back.
-        time.sleep(3 * KILL_EVERY)
+        time.sleep(4 * KILL_EVERY)
         stop.set()
         killer.join(timeout=30)
         for role in roles.values():
