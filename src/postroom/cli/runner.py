@@ -185,12 +185,14 @@ async def serve(
     roles: frozenset[Role] = ALL_ROLES,
     *,
     health_socket: socket.socket | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Play ``roles`` until SIGINT or SIGTERM, then stop them all.
+    """Play ``roles`` until SIGINT or SIGTERM (or until ``stop`` is set), then stop them.
 
     ``sockets`` maps each listener's port (HTTP and SMTP) to its already bound socket
     (see :func:`bind`); a role serves the listeners of its own that are there.
     ``health_socket``, when given, serves /healthz, /readyz and /metrics (api/health.py).
+    A caller that passes ``stop`` owns the process's signals: none are installed.
     """
     gates = budget.gates_for(services.settings, budget.raise_open_files())
     if health_socket is not None:
@@ -198,10 +200,11 @@ async def serve(
         gates[health_socket.getsockname()[1]] = ConnectionGate(
             "health", Caps(64, 16), setting="--health-port"
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     run = Running(services, sockets, gates, stop)
     redis_url = services.settings.scale.redis_url
     if redis_url:
