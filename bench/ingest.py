@@ -269,12 +269,21 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads), from /proc."""
+    """utime + stime of ``pid`` (all its threads) and of its live children (the children
+    of ``serve --processes N``), from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _proc_cpu(names: tuple[str, ...]) -> float:
@@ -375,7 +384,7 @@ class Backend:
 
 @contextlib.contextmanager
 def postroom_server(
-    backend: Backend, loop: str, prelude: str = ""
+    backend: Backend, loop: str, prelude: str = "", processes: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, int, int]]:
     """Start ``postroom serve`` on fresh storage; yields (process, token, port, bulk port)."""
     port, bulk_port = free_port(), free_port()
@@ -402,6 +411,8 @@ def postroom_server(
     ]
     if (url := backend.database_url()) is not None:
         args += ["--database-url", url]
+    if processes > 1:
+        args += ["--processes", str(processes)]
     if loop == "uvloop":  # an experiment: the same CLI with uvloop as the event loop
         prelude = f"import uvloop\nuvloop.install()\n{prelude}"
     if prelude:
@@ -752,6 +763,7 @@ class Options:
     server_loop: str
     server_prelude: str
     pg_url: str
+    processes: int
     profile: Path | None
     json_out: Path | None
     wait_quiet: float
@@ -818,7 +830,7 @@ def measure(
     foreign_cores = foreign.cores(bare.seconds)
 
     backend = Backend(backend_name, workdir, pg_url=opts.pg_url)
-    with postroom_server(backend, opts.server_loop, opts.server_prelude) as server:
+    with postroom_server(backend, opts.server_loop, opts.server_prelude, opts.processes) as server:
         proc, token, port, bulk_port = server
         url = f"http://{HOST}:{port if single else bulk_port}{path}"
         target = Target(url, body_bytes, token, concurrency)
@@ -1039,6 +1051,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
         help="before each measurement, wait up to SECONDS for other processes to go quiet",
     )
     p.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="postroom serve --processes N (PostgreSQL only; the bare reference stays one)",
+    )
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     client = args.client
@@ -1058,6 +1076,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
         server_loop=args.server_loop,
         server_prelude=args.server_prelude,
         pg_url=args.pg_url,
+        processes=args.processes,
         profile=args.profile,
         json_out=args.json_out,
         wait_quiet=args.wait_quiet,

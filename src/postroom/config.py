@@ -737,6 +737,47 @@ class InsightSettings(BaseModel):
     )
 
 
+class ScaleSettings(BaseModel):
+    """Several processes and hosts: process count, shared state, health and logs."""
+
+    processes: str = Field(
+        "1",
+        description="Processes `postroom serve` runs (each plays every role, sharing the "
+        "listening sockets): a number, or 'auto' for one per CPU core. More than one "
+        "needs PostgreSQL.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0) shared by every process: API rate "
+        "limits, per-site delivery throttles and connection budgets, and cache "
+        "invalidation. Unset: each process keeps its own (fine for one process).",
+    )
+    redis_prefix: str = Field(
+        "postroom",
+        description="Prefix of this installation's site-budget keys in redis_url (several "
+        "installations may share one Redis).",
+    )
+    site_slot_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="With redis_url: how long a worker's claim on a site's connection slot "
+        "outlives the worker (renewed while it lives; a killed worker's claims free up "
+        "after this).",
+    )
+    health_port: int = Field(
+        0,
+        description="Port of a small HTTP listener with /healthz, /readyz and /metrics, "
+        "for roles without an API port (smtp, worker, scheduler); 0: none.",
+    )
+    health_host: str = Field("127.0.0.1", description="Address the health listener binds to.")
+    log_format: str = Field(
+        "text", description="Log lines as 'text' or 'json' (one JSON object per line)."
+    )
+    restart_max_delay: float = Field(
+        30.0, gt=0, description="Longest wait before restarting a crashed child process (s)."
+    )
+
+
 class RateLimitSettings(BaseModel):
     """API request rate limits (the contract's §7), in `limits` notation ("10/minute")."""
 
@@ -891,6 +932,10 @@ class Settings(BaseSettings):
     )
     webhooks: WebhookSettings = Field(
         default_factory=WebhookSettings, description="Webhook batching, delivery and retries."
+    )
+    scale: ScaleSettings = Field(
+        default_factory=ScaleSettings,
+        description="Processes, hosts and shared state (docs/deploy.md).",
     )
 
     @classmethod

@@ -190,10 +190,12 @@ def start_server(
     env: dict[str, str] | None = None,
     wait: bool = True,
     open_files: tuple[int, int] | None = None,
+    args: tuple[str, ...] = (),
 ) -> Server:
     """Start ``postroom serve`` on free (or given) ports and wait until it listens.
 
-    ``open_files`` (soft, hard) starts it under that RLIMIT_NOFILE (util-linux prlimit).
+    ``open_files`` (soft, hard) starts it under that RLIMIT_NOFILE (util-linux prlimit);
+    ``args`` are further options of ``serve``.
     """
     port, bulk_port = ports or free_ports(2)
     smtp, smtp_bulk, smtps, tracking_port, inbound = free_ports(5)
@@ -230,6 +232,7 @@ def start_server(
     ]
     if tls:
         command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    command += args  # e.g. ("--processes", "2")
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=cli_env(env)

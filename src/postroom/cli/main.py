@@ -4,10 +4,13 @@ Local commands work on the database directly and honour ``--data-dir`` and
 ``--database-url`` exactly as ``serve`` does, so a script can create a token for the
 instance it started::
 
-    postroom serve [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
+    postroom serve [--processes N|auto] [--redis-url URL] [--health-port P]
+                   [--log-format text|json]
+                   [--data-dir D] [--database-url URL] [--host H] [--port P] [--inbound-port P]
                    [--bulk-port P] [--delivery-mode sandbox|mx|relay] [--tls-cert F --tls-key F]
                    [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
                    [--smtps-port P] [--smtps-bulk-port P] [--tracking-port P]
+    postroom api | smtp | worker | scheduler   (one role alone; serve's options)
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
                           [--domain NAME ...] [--expires-days N] [--installation-admin]
     postroom token list|revoke|reset                  (cli/admin.py)
@@ -29,7 +32,7 @@ Remote commands go through the HTTP API of any Postroom (POSTROOM_URL, POSTROOM_
 from __future__ import annotations
 
 import asyncio
-import logging
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -46,6 +49,8 @@ from sqlalchemy.engine import make_url
 from postroom import __version__
 from postroom.cli import datadir
 from postroom.cli.remote import remote_app
+from postroom.cli.roles import ALL_ROLES, Role, flags_of, label
+from postroom.cli.supervisor import process_count
 from postroom.config import DeliveryMode, Settings, load_settings
 from postroom.domain.dnsrecords import Status
 from postroom.errors import Conflict
@@ -54,6 +59,7 @@ from postroom.services import Services, modes
 from postroom.services import accounts as account_service
 from postroom.services import domains as domain_service
 from postroom.services.dns import parse_server
+from postroom.storage import processlock
 from postroom.storage.datadir import secure_data_dir
 from postroom.storage.db import Database, NonDurableDatabase, check_durability
 from postroom.storage.migrate import upgrade
@@ -119,6 +125,26 @@ DnsServer = Annotated[
     ),
 ]
 
+RedisUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="POSTROOM_SCALE__REDIS_URL",
+        help="Redis shared by every process (rate limits, site throttles, cache "
+        "invalidation); unset: kept per process.",
+    ),
+]
+HealthPort = Annotated[
+    int | None,
+    typer.Option(
+        envvar="POSTROOM_SCALE__HEALTH_PORT",
+        help="Port of a /healthz, /readyz and /metrics listener (roles without an API port).",
+    ),
+]
+LogFormat = Annotated[
+    str | None,
+    typer.Option(envvar="POSTROOM_SCALE__LOG_FORMAT", help="Log lines: text or json."),
+]
+
 
 def _settings(data_dir: Path | None, database_url: str | None, **sections: Any) -> Settings:
     base = load_settings()
@@ -170,7 +196,7 @@ def _check_dns_server(settings: Settings) -> None:
             raise typer.Exit(2) from None
 
 
-def _open(settings: Settings, migrate: bool = True) -> Services:
+def open_services(settings: Settings, migrate: bool = True) -> Services:
     db = Database.from_url(
         settings.database_url, commit_batch_max=settings.storage.commit_batch_max
     )
@@ -182,6 +208,9 @@ def _open(settings: Settings, migrate: bool = True) -> Services:
     if migrate:
         upgrade(db.engine)
     return Services(settings=settings, db=db)
+
+
+_open = open_services
 
 
 @app.command()
@@ -255,28 +284,78 @@ def serve(
             help="Tracking listener port: open pixel, click redirects, unsubscribe (0: off).",
         ),
     ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POSTROOM_SCALE__PROCESSES",
+            help="Processes sharing the listeners, each playing every role: a number or "
+            "'auto' (one per CPU core). More than one needs PostgreSQL.",
+        ),
+    ] = None,
+    redis_url: RedisUrl = None,
+    health_port: HealthPort = None,
+    log_format: LogFormat = None,
 ) -> None:
-    """Run every role in one process: API and SMTP listeners, the worker and the scheduler."""
+    """Run every role: API and SMTP listeners, the worker and the scheduler."""
+    _launch(ALL_ROLES, dict(locals()))
+
+
+def _role_command(role: Role, doc: str) -> None:
+    """Register ``postroom <role>``: serve's options (less --processes), one role."""
+
+    def command(**options: Any) -> None:
+        _launch(frozenset({role}), {"processes": None, **options})
+
+    keep = [
+        p
+        for name, p in inspect.signature(serve, eval_str=True).parameters.items()
+        if name != "processes"
+    ]
+    command.__signature__ = inspect.Signature(keep)  # type: ignore[attr-defined]
+    command.__annotations__ = {k: v for k, v in serve.__annotations__.items() if k != "processes"}
+    command.__doc__ = doc
+    app.command(role.value)(command)
+
+
+_role_command(
+    Role.API, "Run the API role alone: the HTTP listeners (transactional, bulk, tracking)."
+)
+_role_command(
+    Role.SMTP, "Run the SMTP role alone: the submission listeners and the inbound listener."
+)
+_role_command(Role.WORKER, "Run the worker role alone: delivery (and other background work).")
+_role_command(Role.SCHEDULER, "Run the scheduler role alone (one leads at a time on PostgreSQL).")
+
+
+def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
+    """Start a process playing ``roles`` (or, with --processes N, N supervised children)."""
+    o = options
     settings = _settings(
-        data_dir,
-        database_url,
+        o["data_dir"],
+        o["database_url"],
         server={
-            "host": host,
-            "port": port,
-            "bulk_port": bulk_port,
-            "tls_cert": tls_cert,
-            "tls_key": tls_key,
+            "host": o["host"],
+            "port": o["port"],
+            "bulk_port": o["bulk_port"],
+            "tls_cert": o["tls_cert"],
+            "tls_key": o["tls_key"],
         },
-        delivery={"mode": delivery_mode},
-        dns={"server": dns_server},
-        bounces={"inbound_port": inbound_port},
+        delivery={"mode": o["delivery_mode"]},
+        dns={"server": o["dns_server"]},
+        bounces={"inbound_port": o["inbound_port"]},
         submission={
-            "port": smtp_port,
-            "bulk_port": smtp_bulk_port,
-            "tls_port": smtps_port,
-            "bulk_tls_port": smtps_bulk_port,
+            "port": o["smtp_port"],
+            "bulk_port": o["smtp_bulk_port"],
+            "tls_port": o["smtps_port"],
+            "bulk_tls_port": o["smtps_bulk_port"],
         },
-        tracking={"port": tracking_port},
+        tracking={"port": o["tracking_port"]},
+        scale={
+            "processes": o.get("processes"),
+            "redis_url": o["redis_url"],
+            "health_port": o["health_port"],
+            "log_format": o["log_format"],
+        },
     )
     _check_dns_server(settings)
     if settings.delivery.mode is DeliveryMode.RELAY and not settings.delivery.relay_host:
@@ -285,31 +364,58 @@ def serve(
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         err.print("[red]--tls-cert and --tls-key go together.[/red]")
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # aiosmtpd logs every SMTP command at INFO (and a deprecation notice at each AUTH):
-    # a log line per command costs more than the command itself.
-    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    if settings.scale.log_format not in ("text", "json"):
+        err.print("[red]--log-format is text or json.[/red]")
+        raise typer.Exit(2)
+    try:
+        count = process_count(settings.scale.processes) if roles == ALL_ROLES else 1
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if count > 1 and processlock.sqlite_path(settings.database_url) is not None:
+        err.print(
+            f"[red]Refusing --processes {count} on SQLite: {processlock.POSTGRES_HINT}.[/red]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    from postroom.cli import logs
+    from postroom.cli.runner import instance_name
+
+    logs.configure(settings.scale.log_format, label(roles), instance_name())
     from postroom.cli import ports
-    from postroom.cli.runner import serve as run_all
     from postroom.cli.welcome import base_url, print_welcome
     from postroom.services.tracking import base_url as tracking_base
 
     # Implicit TLS needs a certificate: a configured one, or the self-signed one made below.
     smtp_tls = settings.smtp_tls_files() is not None or settings.submission.self_signed
-    listeners = ports.wanted(settings, smtp_tls)
+    flags = flags_of(roles)
+    listeners = [w for w in ports.wanted(settings, smtp_tls) if w.flag in flags]
+    scale = settings.scale
+    if scale.health_port:
+        listeners.append(ports.Wanted(scale.health_host, scale.health_port, "--health-port"))
     try:
         sockets = ports.bind_all(listeners)
     except ports.PortsUnavailable as exc:
         err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(2) from None
+    health_socket = sockets.pop(scale.health_port, None) if scale.health_port else None
     # Everything this process writes (database, keys, certificates) is its user's alone;
     # an existing data directory that is readable by others is tightened, and logged.
     os.umask(0o077)
     secure_data_dir(settings.storage.data_dir)
-    settings = _with_smtp_certificate(settings)
+    try:
+        # One serving process per SQLite database (storage/processlock.py).
+        held = processlock.hold(settings.database_url)
+    except processlock.DatabaseInUse as exc:
+        err.print(
+            f"[red]Refusing to start: {escape(str(exc))}.[/red]", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
+    if Role.SMTP in roles:
+        settings = _with_smtp_certificate(settings)
     smtp_ports = [w.port for w in listeners if w.flag.startswith(("--smtp-", "--smtps-"))]
-    services = _open(settings)
+    services = open_services(settings)
     # The key that seals DKIM private keys at rest: made (0600, in the data directory) on
     # first start unless security.secret_key provides one.
     services.sealer = load_sealer(settings, create=True)
@@ -323,25 +429,61 @@ def serve(
         print_welcome(out, settings, boot)
     else:
         out.print("Existing data found; create a token with: postroom token create --name NAME")
-    out.print(
-        f"Transactional API: {base_url(settings, settings.server.port)}  "
-        f"Bulk API: {base_url(settings, settings.server.bulk_port)}  "
-        f"SMTP submission: {', '.join(str(p) for p in smtp_ports) or 'off'}  "
-        f"Tracking: {tracking_base(settings, None) if settings.tracking.port else 'off'}  "
-        f"Delivery: {settings.delivery.mode.value}  "
-        f"Data: {settings.storage.data_dir.resolve()}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    shown = []
+    if Role.API in roles:
+        shown += [
+            f"Transactional API: {base_url(settings, settings.server.port)}",
+            f"Bulk API: {base_url(settings, settings.server.bulk_port)}",
+        ]
+    if Role.SMTP in roles:
+        shown.append(f"SMTP submission: {', '.join(str(p) for p in smtp_ports) or 'off'}")
+    if Role.API in roles:
+        track = tracking_base(settings, None) if settings.tracking.port else "off"
+        shown.append(f"Tracking: {track}")
+    if Role.WORKER in roles:
+        shown.append(f"Delivery: {settings.delivery.mode.value}")
+    if roles != ALL_ROLES:
+        shown.insert(0, f"Role: {label(roles)}")
+    if count > 1:
+        shown.append(f"Processes: {count}")
+    shown.append(f"Data: {settings.storage.data_dir.resolve()}")
+    out.print("  ".join(shown), highlight=False, soft_wrap=True)
+    if count > 1:
+        services.db.close()
+        raise typer.Exit(_supervise(settings, sockets, count, health_socket))
     # Hand the GIL back to the event loop sooner than the default 5 ms: worker threads
     # (the group-commit writer, reads) otherwise hold request handling back (measured
     # +56% single-send throughput in bench/ingest.py).
     sys.setswitchinterval(0.0005)
+    from postroom.cli.runner import serve as run_roles
+
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_all(services, sockets))
+            runner.run(run_roles(services, sockets, roles, health_socket=health_socket))
     finally:
         services.db.close()
+        if held is not None:
+            held.close()
+
+
+def _supervise(settings: Settings, sockets: dict[int, Any], count: int, health: Any | None) -> int:
+    """Run ``count`` children on the bound sockets until stopped (cli/supervisor.py); the
+    health socket, if any, is shared too (whichever child accepts answers)."""
+    import orjson
+
+    from postroom.cli.supervisor import Supervisor
+
+    fds = {str(port): sock.fileno() for port, sock in sockets.items()}
+    health_fd = health.fileno() if health is not None else None
+    dumped = settings.model_dump(mode="json")
+
+    def payload(index: int) -> bytes:
+        spec = {"settings": dumped, "fds": fds, "index": index, "health_fd": health_fd}
+        return orjson.dumps(spec)
+
+    inherited = {**sockets, -1: health} if health is not None else sockets
+    supervisor = Supervisor(count, inherited, payload, max_delay=settings.scale.restart_max_delay)
+    return supervisor.run()
 
 
 def _with_smtp_certificate(settings: Settings) -> Settings:

@@ -69,6 +69,7 @@ from postroom.mta.pool import SessionPool
 from postroom.mta.routing import MxHost, NoRoute, NullMx, Route, Router
 from postroom.mta.session import SendResult, Session, SessionConfig, SessionError, TlsPolicy
 from postroom.mta.signing import Signer
+from postroom.mta.sitebudget import SharedSites
 from postroom.queue import leases
 from postroom.services import Services, suppressions
 from postroom.services.egress import tls_context
@@ -211,6 +212,17 @@ class MxEngine:
             stream: _schedule(cfg, window) for stream, window in cfg.retry_window_by_stream.items()
         }
         self.default_schedule = _schedule(cfg, cfg.retry_window)
+        # Several workers share each site's limits through Redis (mta/sitebudget.py).
+        redis_url = services.settings.scale.redis_url
+        self.shared = (
+            SharedSites.from_url(
+                redis_url,
+                services.settings.scale.redis_prefix,
+                slot_ttl=services.settings.scale.site_slot_seconds,
+            )
+            if redis_url
+            else None
+        )
 
     def schedule_for(self, stream: str) -> RetrySchedule:
         return self.schedules.get(stream, self.default_schedule)
@@ -239,6 +251,7 @@ class MxEngine:
                 deadline,
                 self._new_pool,
                 self._deliver,
+                shared=self.shared,
             )
             for site, (throttle, _) in jobs.items()
         ]

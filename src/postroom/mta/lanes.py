@@ -18,6 +18,10 @@ Waiting is bounded by the round's deadline: what a site cannot take before it is
 so a slow site never holds a round, nor the fast sites in it. The order of a site's
 transactions is kept, so transactional mail still goes before bulk (the lease order).
 
+With several worker processes (``--redis-url``), a lane also claims a slot of the site's
+budget shared by every worker, and takes each message from the site's shared rate
+(mta/sitebudget.py), so N workers together stay within the site's limits.
+
 Every lane also holds one slot of the worker-wide connection limit (a semaphore), so a
 round with many sites cannot open more than ``delivery.max_connections`` connections.
 """
@@ -33,6 +37,7 @@ from typing import Generic, TypeVar
 
 from postroom.domain.throttle import SiteThrottle
 from postroom.mta.pool import SessionPool
+from postroom.mta.sitebudget import SharedSites
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -45,6 +50,9 @@ JOBS_PER_LANE = 8
 # When every lane left (a site slowed down hard) with work still queued, that work is
 # retried this many seconds later rather than in the same round.
 RETRY_AFTER_SLOWDOWN = 5.0
+
+# How often a lane asks again for a slot of a site's shared budget while it is full.
+SHARED_SLOT_POLL = 0.1
 
 
 @dataclass(eq=False)  # runners are compared by identity
@@ -62,6 +70,7 @@ class SiteRunner(Generic[J, R]):
     results: list[R] = field(default_factory=list)
     postponed: list[tuple[J, float]] = field(default_factory=list)  # (job, seconds)
     pools: list[SessionPool] = field(default_factory=list)
+    shared: SharedSites | None = None
 
     @property
     def open_connections(self) -> int:
@@ -79,7 +88,12 @@ class SiteRunner(Generic[J, R]):
         # deadline), then a worker-wide one, so a lane waiting for its site holds nothing.
         if not await self._site_slot(queue):
             return
+        holder = None
         try:
+            if self.shared is not None:
+                holder = await self._shared_slot(queue)
+                if holder is None:
+                    return
             async with self.connections:
                 if not queue:
                     return
@@ -91,9 +105,24 @@ class SiteRunner(Generic[J, R]):
                     await pool.close_all()
                     self.pools.remove(pool)
         finally:
+            if holder is not None and self.shared is not None:
+                await self.shared.release(self.site, holder)
             self.throttle.close_connection()
             async with self.freed:
                 self.freed.notify_all()
+
+    async def _shared_slot(self, queue: deque[J]) -> str | None:
+        """Claim a slot of the site's budget shared by every worker (polled: the other
+        holders are in other processes); None if there is no work or no time."""
+        assert self.shared is not None
+        holder = self.shared.new_holder()
+        while queue:
+            if await self.shared.connect(self.site, holder, self.throttle.effective_connections):
+                return holder
+            if self.clock() + SHARED_SLOT_POLL > self.deadline:
+                return None
+            await asyncio.sleep(SHARED_SLOT_POLL)
+        return None
 
     async def _site_slot(self, queue: deque[J]) -> bool:
         """Claim a connection slot of the site; False if there is no work or no time."""
@@ -115,7 +144,11 @@ class SiteRunner(Generic[J, R]):
         while queue:
             if self.throttle.open_connections > self.throttle.effective_connections:
                 return  # the site slowed down: this lane is one too many
-            wait = self.throttle.try_take(self.clock())
+            if self.shared is not None:
+                # The site's rate is shared by every worker: take from it, not our own.
+                wait = await self.shared.take(self.site, self.throttle.effective_rate)
+            else:
+                wait = self.throttle.try_take(self.clock())
             if wait > 0:
                 if self.clock() + wait > self.deadline:
                     self.postponed += [(job, wait) for job in queue]
@@ -123,5 +156,7 @@ class SiteRunner(Generic[J, R]):
                     return
                 await asyncio.sleep(wait)
                 continue
+            if not queue:  # another lane took the last job while we asked Redis
+                return
             job = queue.popleft()
             self.results += await self.send(job, pool)

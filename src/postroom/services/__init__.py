@@ -8,6 +8,7 @@ explicitly; tests may set ``sealer`` or ``resolver`` before the first use.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from postroom.domain.rawmail import RawLimits
 from postroom.services.cache import TtlCache
 from postroom.services.dns import DnsPythonResolver, Resolver
 from postroom.services.ratelimit import RateLimiter
+from postroom.services.shared import Invalidations
 from postroom.storage.db import Database
 from postroom.storage.secrets import Sealer, load_sealer
 
@@ -51,13 +53,18 @@ class Services:
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
     rate_limiter: RateLimiter | None = None
+    # The token caches of this process's authenticators (services/auth.py register them).
+    token_caches: list[TtlCache[str, Any]] = field(default_factory=list)
+    # Cross-process invalidation (services/shared.py), made on first use with Redis.
+    invalidations: Invalidations | None = None
     # Compiled email templates by (account, uuid), made on first use (TTL from settings).
     template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None
 
     def get_rate_limiter(self) -> RateLimiter:
-        """The API's request rate limits (``ratelimits``), counted in this process."""
+        """The API's request rate limits (``ratelimits``), counted in this process, or in
+        Redis for every process with ``scale.redis_url``."""
         if self.rate_limiter is None:
-            self.rate_limiter = RateLimiter(self.settings.ratelimits)
+            self.rate_limiter = RateLimiter(self.settings.ratelimits, self.settings.scale.redis_url)
         return self.rate_limiter
 
     def get_template_cache(self) -> TtlCache[tuple[int, str], CompiledEmailTemplate]:
@@ -65,6 +72,32 @@ class Services:
         if self.template_cache is None:
             self.template_cache = TtlCache(self.settings.templates.cache_seconds)
         return self.template_cache
+
+    def forget(self, cache: str, key: Hashable) -> None:
+        """Drop ``key`` from the cache named ``cache`` here and, with ``scale.redis_url``,
+        in every other process (services/shared.py). Names: ``tokens``,
+        ``verified_senders``, ``account_modes``, ``templates``. ``key`` None drops the
+        whole cache (a token revoked by id: its cache key is a hash of its secret)."""
+        self.forget_here(cache, key)
+        url = self.settings.scale.redis_url
+        if url:
+            if self.invalidations is None:
+                self.invalidations = Invalidations(url)
+            self.invalidations.publish(cache, key)
+
+    def forget_here(self, cache: str, key: Any) -> None:
+        """Drop ``key`` from this process's cache named ``cache`` (unknown names: none)."""
+        named: dict[str, list[TtlCache[Any, Any]]] = {
+            "tokens": list(self.token_caches),
+            "verified_senders": [self.verified_senders],
+            "account_modes": [self.account_modes],
+            "templates": [self.template_cache] if self.template_cache is not None else [],
+        }
+        for each in named.get(cache, []):
+            if key is None:
+                each.clear()
+            else:
+                each.discard(key)
 
     def raw_limits(self) -> RawLimits:
         """The limits a finished message's bytes are checked against (SMTP, inbound)."""

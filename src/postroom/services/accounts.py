@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from postroom.domain import access
@@ -19,6 +20,7 @@ from postroom.errors import Conflict, Forbidden, NotFound
 from postroom.sandbox.credentials import new_password
 from postroom.services import Services
 from postroom.services import tokens as token_service
+from postroom.storage.leadership import lock_key
 from postroom.storage.repos import accounts as repo
 from postroom.storage.repos import audit
 from postroom.storage.repos import domains as domain_repo
@@ -111,6 +113,11 @@ def bootstrap(services: Services) -> Bootstrap | None:
     """On an empty database, create the first account, admin, inbox and token."""
 
     def run(conn: Connection) -> Bootstrap | None:
+        if conn.dialect.name == "postgresql":
+            # Processes that start together on one empty database bootstrap one at a
+            # time (the lock ends with the transaction): one first account, not several.
+            key = lock_key(conn, "bootstrap")
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         if repo.list_accounts(conn):
             return None
         now = services.clock.now()

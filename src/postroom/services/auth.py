@@ -84,11 +84,15 @@ class Authenticator:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._cache: TtlCache[str, Principal] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
+        # services.forget("tokens", key) drops a token here too (and in other processes).
+        services.token_caches.append(self._cache)
         self._refused: TtlCache[str, bool] = TtlCache(CACHE_SECONDS, max_entries=CACHE_ENTRIES)
         self._known_good: TtlCache[str, bool] = TtlCache(
             KNOWN_GOOD_SECONDS, max_entries=CACHE_ENTRIES
         )
-        self._failures = FailureThrottle(services.settings.ratelimits.failed_auth)
+        self._failures = FailureThrottle(
+            services.settings.ratelimits.failed_auth, services.settings.scale.redis_url
+        )
         # When each token's use was last written (this process's view).
         self._touched: TtlCache[int, bool] = TtlCache(TOUCH_SECONDS, max_entries=CACHE_ENTRIES)
 
@@ -116,9 +120,11 @@ class Authenticator:
         return principal
 
     def forget(self) -> None:
-        """Drop every cached answer (after a token or account changed here)."""
+        """Drop every cached answer (after a token or account changed), here and, with
+        ``scale.redis_url``, in every other process."""
         self._cache.clear()
         self._refused.clear()
+        self._services.forget("tokens", None)
 
     async def _touch(self, principal: Principal) -> None:
         """Record the token's last use, at most once per TOUCH_SECONDS per token."""

@@ -536,6 +536,8 @@ async def delete(services: Services, account_id: int, domain_id: int) -> None:
         repo.delete_domain(conn, domain_id)
 
     await services.db.write(run)
+    # Sends from it are refused at once, here and in every other process.
+    services.forget("verified_senders", account_id)
 
 
 async def get_company_info(
@@ -711,7 +713,10 @@ async def verify(services: Services, account_id: int, domain_id: int) -> DomainV
         repo.insert_events(conn, events)
         return _load(services, conn, account_id, domain_id)
 
-    return await services.db.write(run)
+    view = await services.db.write(run)
+    # Its verified state may have changed: every process re-reads the account's senders.
+    services.forget("verified_senders", account_id)
+    return view
 
 
 def _tracking_newly_passes(row: Mapping[str, Any], results: Mapping[str, Any]) -> bool:

@@ -16,6 +16,12 @@ Metrics:
 - ``postroom_smtp_connections_open{site}`` (gauge): open outbound SMTP connections per
   destination site, as reported by a *connections provider* (below); no samples without one.
 
+- ``postroom_process_info{role,instance,version}`` (gauge, 1) and
+  ``postroom_process_ready{role,instance}`` (gauge, 1 or 0): which process answered, when
+  the scrape names an *identity* (every ``postroom`` process does: its roles and its
+  ``host:pid``); per-process samples (open connections) then carry ``role`` and
+  ``instance`` too, so the scrapes of several processes add up without clashing.
+
 Every known stream, state and event kind is always exposed (0 when none), so series do
 not appear and vanish as the queue drains.
 
@@ -36,6 +42,7 @@ from datetime import datetime
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from postroom import __version__
 from postroom.domain.deliveries import DeliveryState
 from postroom.domain.events import EventKind
 from postroom.domain.streams import Stream
@@ -62,10 +69,22 @@ class Snapshot:
     oldest_queued: Mapping[str, datetime]
     events: Mapping[str, int]
     connections: Mapping[str, int] = field(default_factory=dict)
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The process a scrape comes from: its roles (``all``, ``worker``…) and instance."""
+
+    role: str
+    instance: str
+    ready: bool = True
 
 
 async def read_snapshot(
-    services: Services, connections: ConnectionsProvider | None = None
+    services: Services,
+    connections: ConnectionsProvider | None = None,
+    identity: Identity | None = None,
 ) -> Snapshot:
     """Read the aggregates (one short read) and ask the connections provider, if any."""
     rows = await services.db.read(repo.snapshot)
@@ -75,6 +94,7 @@ async def read_snapshot(
         oldest_queued=rows.oldest_queued,
         events=rows.events,
         connections=_open_connections(connections),
+        identity=identity,
     )
 
 
@@ -134,14 +154,31 @@ class SnapshotCollector:
             events.add_metric([kind], snap.events.get(kind, 0))
         yield events
 
+        who = snap.identity
+        extra = [who.role, who.instance] if who is not None else []
         open_connections = GaugeMetricFamily(
             "postroom_smtp_connections_open",
             "Open outbound SMTP connections per destination site.",
-            labels=["site"],
+            labels=["site", *(["role", "instance"] if who is not None else [])],
         )
         for site, count in sorted(snap.connections.items()):
-            open_connections.add_metric([site], count)
+            open_connections.add_metric([site, *extra], count)
         yield open_connections
+        if who is not None:
+            info = GaugeMetricFamily(
+                "postroom_process_info",
+                "The Postroom process that answered: its roles and instance.",
+                labels=["role", "instance", "version"],
+            )
+            info.add_metric([who.role, who.instance, __version__], 1)
+            yield info
+            ready = GaugeMetricFamily(
+                "postroom_process_ready",
+                "1 when the process is ready (its database answers), else 0.",
+                labels=["role", "instance"],
+            )
+            ready.add_metric([who.role, who.instance], 1 if who.ready else 0)
+            yield ready
 
 
 def _known(expected: list[str], seen: set[str]) -> list[str]:

@@ -80,4 +80,4 @@ def set_for_account(services: Services, account_id: int, mode: DeliveryMode | No
 
     if not services.db.write_sync(run):
         raise ValueError(f"no account with id {account_id}")
-    services.account_modes.discard(account_id)
+    services.forget("account_modes", account_id)

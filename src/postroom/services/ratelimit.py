@@ -8,9 +8,10 @@ decide (Mailtrap's hosted limit would cap it at 15 requests/s), but
 ``ratelimits.sending`` applies one per token when set.
 
 Counters live in this process (the ``limits`` library's moving-window strategy over its
-in-memory storage): with several API processes each counts its own share, so a client
-can do up to N times the limit across N processes. A shared store (Redis) is the
-scale-out answer (DESIGN.md) and is not wired yet.
+in-memory storage) unless ``scale.redis_url`` names a Redis: then every API process
+counts in it (the same strategy over ``limits``' Redis storage), so N processes together
+allow what one would. Without it each process counts its own share, so a client could
+do up to N times the limit across N processes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from postroom.config import RateLimitSettings
 from postroom.errors import PostroomError
+
+
+def storage(url: str | None) -> Storage:
+    """Counters in Redis for a ``redis://`` URL (shared by every process), else in memory."""
+    if not url:
+        return MemoryStorage()
+    # A key prefix of our own: other applications may count in the same Redis.
+    shared = storage_from_string(url, key_prefix="postroom-limits")
+    if not isinstance(shared, Storage):  # an async scheme (async+redis://) was named
+        raise ValueError(f"not a synchronous limits storage URL: {url}")
+    return shared
 
 
 class RateLimited(PostroomError):
@@ -46,9 +58,9 @@ class Verdict:
 class RateLimiter:
     """Named limits (from settings) checked and counted per key."""
 
-    def __init__(self, settings: RateLimitSettings) -> None:
+    def __init__(self, settings: RateLimitSettings, storage_url: str | None = None) -> None:
         self.enabled = settings.enabled
-        self._storage = MemoryStorage()
+        self._storage = storage(storage_url)
         self._window = MovingWindowRateLimiter(self._storage)
         named = {
             "token": settings.per_token,
@@ -83,9 +95,9 @@ class FailureThrottle:
     client has used up its failures.
     """
 
-    def __init__(self, spec: str | None) -> None:
+    def __init__(self, spec: str | None, storage_url: str | None = None) -> None:
         self._item = parse(spec) if spec else None
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        self._window = MovingWindowRateLimiter(storage(storage_url))
 
     def blocked(self, client: str) -> int | None:
         """Seconds until ``client`` may fail again, or None while it may."""

@@ -185,7 +185,7 @@ async def update(
         return _require(conn, account_id, template_id)
 
     row = await services.db.write(run)
-    services.get_template_cache().discard((account_id, row["uuid"]))
+    services.forget("templates", (account_id, str(row["uuid"])))
     return row
 
 
@@ -196,7 +196,7 @@ async def delete(services: Services, account_id: int, template_id: int) -> None:
         return uuid
 
     uuid = await services.db.write(run)
-    services.get_template_cache().discard((account_id, uuid))
+    services.forget("templates", (account_id, uuid))
 
 
 # --- rendering --------------------------------------------------------------------------

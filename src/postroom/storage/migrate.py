@@ -20,8 +20,28 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to ``revision``; a no-op on a current database."""
-    command.upgrade(alembic_config(engine), revision)
+    """Apply every migration up to ``revision``; a no-op on a current database.
+
+    On PostgreSQL a session advisory lock makes processes that start together (several
+    roles, several hosts) migrate one after the other: the first migrates, the others
+    then find the schema current.
+    """
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    from sqlalchemy import text
+
+    from postroom.storage.leadership import lock_key
+
+    with engine.connect() as lock:
+        key = {"key": lock_key(lock, "migrate")}
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), key)
+        lock.commit()
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            lock.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

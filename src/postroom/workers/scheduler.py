@@ -6,6 +6,11 @@ the queue and can requeue them. It re-checks sending domains' DNS, which is also
 keys activate, rotate and retire (:func:`postroom.services.domains.verify`). It folds
 new events into the stats rollups, enforces log and body retention, and judges
 per-domain alerts.
+
+Several schedulers may run (one per ``postroom serve`` child, or ``postroom scheduler``
+on several hosts): each round, only the one that leads (storage/leadership.py: a
+PostgreSQL advisory lock, taken over when its holder dies) runs the jobs; the others
+stand by.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from postroom.services import (
     rollups,
     suppressions,
 )
+from postroom.storage.leadership import Leadership
 from postroom.workers import sleep_unless_stopped
 
 log = logging.getLogger("postroom.scheduler")
@@ -90,11 +96,20 @@ JOBS = (
 )
 
 
+LEADERSHIP = "scheduler"
+
+
 class Scheduler:
-    """Runs every job in ``JOBS`` each ``interval`` seconds until stopped."""
+    """Runs every job in ``JOBS`` each ``interval`` seconds until stopped, while it leads."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.leadership = Leadership(services.db.engine, LEADERSHIP)
+
+    @property
+    def active(self) -> bool:
+        """Whether this scheduler leads (runs the jobs) rather than stands by."""
+        return self.leadership.leading
 
     async def run_once(self) -> None:
         for job in JOBS:
@@ -106,6 +121,11 @@ class Scheduler:
                 log.exception("scheduler job %s failed", job.__name__)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.run_once()
-            await sleep_unless_stopped(stop, self.services.settings.scheduler.interval)
+        try:
+            while not stop.is_set():
+                if await asyncio.to_thread(self.leadership.try_lead):
+                    await self.run_once()
+                await sleep_unless_stopped(stop, self.services.settings.scheduler.interval)
+        finally:
+            # Hand over at once rather than when the process's connections close.
+            await asyncio.to_thread(self.leadership.release)

@@ -24,5 +24,7 @@ router = APIRouter(tags=["metrics"])
 async def scrape(request: Request) -> Response:
     services: Services = request.app.state.services
     provider = getattr(request.app.state, "smtp_connections", None)
-    snapshot = await metrics.read_snapshot(services, provider)
+    # Set by api/health.py when the app runs in a `postroom` process (role and instance).
+    identity = getattr(request.app.state, "identity", None)
+    snapshot = await metrics.read_snapshot(services, provider, identity)
     return Response(metrics.render(snapshot), media_type=metrics.CONTENT_TYPE)
