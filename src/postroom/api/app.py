@@ -53,6 +53,8 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
+        api_tokens,
+        audit,
         domains,
         email_logs,
         insights,
@@ -74,6 +76,8 @@ def _routers() -> list[Any]:
         stats,
         insights,
         tracking_opt_outs,
+        api_tokens,
+        audit,
     ]
 
 

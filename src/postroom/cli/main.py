@@ -9,7 +9,12 @@ instance it started::
                    [--dns-server HOST:PORT] [--smtp-port P] [--smtp-bulk-port P]
                    [--smtps-port P] [--smtps-bulk-port P] [--tracking-port P]
     postroom token create --name NAME [--account ID] [--scope admin|send|read ...]
+                          [--domain NAME ...] [--expires-days N]
+    postroom token list|revoke|reset                  (cli/admin.py)
     postroom account list
+    postroom account create|rename|disable|enable     (cli/admin.py)
+    postroom user create|passwd|reset-mfa             (cli/admin.py)
+    postroom audit list|verify                        (cli/admin.py)
     postroom db migrate
     postroom domain list [--account ID]
     postroom domain verify DOMAIN_OR_ID [--account ID] [--dns-server HOST:PORT]
@@ -23,6 +28,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -352,13 +358,23 @@ def token_create(
         list[str] | None,
         typer.Option(help="admin, send or read; repeat for several (default admin)."),
     ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Only send, and only From this sending domain (repeatable)."),
+    ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, help="Expire after this many days (default never).")
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API token and print it, alone, on stdout."""
     services = _open(_existing(data_dir, database_url))
+    expires = services.clock.now() + timedelta(days=expires_days) if expires_days else None
     try:
-        value = account_service.issue_token(services, name, account, tuple(scope or ["admin"]))
+        value = account_service.issue_token(
+            services, name, account, tuple(scope or ["admin"]), tuple(domain or ()), expires
+        )
     except (LookupError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -580,3 +596,8 @@ def domain_rotate(
 
 def main() -> None:
     app()
+
+
+# Token, account, user and audit commands live in their own module; it adds them to the
+# groups above, so it is imported once they exist.
+from postroom.cli import admin  # noqa: E402, F401

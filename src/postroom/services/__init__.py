@@ -44,6 +44,11 @@ class Services:
     account_modes: TtlCache[int, tuple[str]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
+    # Whether each account is disabled, boxed (a cached False is a hit); re-read every
+    # few seconds, so disabling an account stops its sending within that time.
+    account_states: TtlCache[int, tuple[bool]] = field(
+        default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
+    )
     rate_limiter: RateLimiter | None = None
     # Compiled email templates by (account, uuid), made on first use (TTL from settings).
     template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None

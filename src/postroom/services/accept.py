@@ -35,10 +35,11 @@ from postroom.domain.messages import MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
 from postroom.domain.submitted import complete_message
-from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from postroom.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
 from postroom.services import Services, domains, idempotency, modes, suppressions, templates
+from postroom.storage.repos import accounts as accounts_repo
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -55,6 +56,8 @@ class Origin:
     system: bool = False
     # The request's Idempotency-Key (postroom.services.idempotency), if it sent one.
     idempotency: idempotency.Claim | None = None
+    # A domain-limited token's From domains (ASCII, lower case); None: the account's.
+    sender_domains: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +135,7 @@ async def accept_messages(
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
     # prepared inline, a batch (or a heavy template render) in a thread so the event loop
     # keeps answering.
+    await _refuse_disabled(services, origin)
     senders = await _allowed_senders(services, origin)
     used = await _templates(services, origin, drafts)
     if len(drafts) == 1 and used.light:
@@ -193,7 +197,33 @@ def _prepare_all(
     return prepared
 
 
+async def _refuse_disabled(services: Services, origin: Origin) -> None:
+    """A disabled account sends nothing (403, the contract's "account restricted")."""
+    if origin.system:
+        return
+    cached = services.account_states.get(origin.account_id)
+    if cached is None:
+        disabled = await services.db.read(
+            lambda conn: accounts_repo.is_disabled(conn, origin.account_id)
+        )
+        cached = (disabled,)
+        services.account_states.put(origin.account_id, cached)
+    if cached[0]:
+        raise Forbidden("account disabled")
+
+
 async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str] | None:
+    """The From domains this origin may use (:func:`_account_senders`), narrowed to a
+    domain-limited token's own domains."""
+    senders = await _account_senders(services, origin)
+    if origin.sender_domains is None or origin.inbox_id is not None:
+        return senders
+    if senders is None:
+        return origin.sender_domains
+    return senders & origin.sender_domains
+
+
+async def _account_senders(services: Services, origin: Origin) -> frozenset[str] | None:
     """The From domains the account may use, or None when any From is accepted.
 
     In sandbox delivery mode, and for sandbox sends, nothing leaves the machine, so any
@@ -211,7 +241,7 @@ async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str]
     names = await services.db.read(
         lambda conn: domains.verified_domain_names(conn, origin.account_id)
     )
-    allowed = frozenset(domains.ascii_name(name) for name in names)
+    allowed = frozenset(domains.ascii_name(name).lower() for name in names)
     services.verified_senders.put(origin.account_id, allowed)
     return allowed
 
@@ -221,7 +251,7 @@ def _authorize_sender(senders: frozenset[str] | None, draft: MessageDraft) -> No
     if senders is None:
         return
     try:
-        allowed = domains.ascii_name(draft.sender.domain) in senders
+        allowed = domains.ascii_name(draft.sender.domain).lower() in senders
     except UnicodeError:
         allowed = False
     if not allowed:

@@ -38,6 +38,10 @@ class TtlCache(Generic[K, V]):
         """Forget ``key`` now (its value changed in this process)."""
         self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget everything now."""
+        self._entries.clear()
+
     def put(self, key: K, value: V) -> None:
         if len(self._entries) >= self._max:
             self._entries.clear()

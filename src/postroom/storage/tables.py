@@ -82,6 +82,13 @@ accounts = Table(
     # Days email logs and raw bodies are kept (null: the installation's default).
     Column("log_retention_days", Integer, nullable=True),
     Column("body_retention_days", Integer, nullable=True),
+    # A disabled account sends nothing and its tokens answer 401 (migration 0012).
+    Column("disabled_at", Stamp, nullable=True),
+    # Optional sending quotas (messages per UTC day / calendar month); null: none.
+    Column("daily_quota", Integer, nullable=True),
+    Column("monthly_quota", Integer, nullable=True),
+    # "hard" refuses past the quota, "soft" only warns (at 80 % and 100 %).
+    Column("quota_mode", String(8), nullable=False, server_default="hard"),
 )
 
 users = Table(
@@ -93,6 +100,117 @@ users = Table(
     Column("name", String(255), nullable=False, default=""),
     Column("role", String(16), nullable=False),
     Column("created_at", Stamp, nullable=False),
+    # argon2id hash (services/users.py); null: the user has not set a password yet.
+    Column("password_hash", String(255), nullable=True),
+    # The TOTP secret, sealed (storage/secrets.py); set once the second factor is confirmed.
+    Column("totp_secret", Text, nullable=True),
+    Column("totp_enabled_at", Stamp, nullable=True),
+    # The last TOTP time step accepted: a code is good once (no replay).
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("disabled_at", Stamp, nullable=True),
+)
+
+# One-time recovery codes of a user's second factor: only their SHA-256 is kept.
+user_recovery_codes = Table(
+    "user_recovery_codes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", LargeBinary(32), nullable=False),
+    Column("used_at", Stamp, nullable=True),
+)
+
+# Dashboard sessions: the cookie's value is shown once; only its SHA-256 is kept.
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("source_ip", String(64), nullable=False, default=""),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Column("revoked_at", Stamp, nullable=True),
+)
+
+# Invitations by link: the link's token is shown once; only its SHA-256 is kept.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_by", String(255), nullable=False, default=""),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Column("accepted_at", Stamp, nullable=True),
+)
+
+# Who may touch an account (spec "account accesses"): a user, an invitation or an API
+# token, with its permissions on the account's resources in ``access_permissions``.
+account_accesses = Table(
+    "account_accesses",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    # "User", "Invite" or "ApiToken" (the contract's specifier_type).
+    Column("specifier_type", String(16), nullable=False),
+    Column("specifier_id", BigInteger, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    UniqueConstraint(
+        "account_id", "specifier_type", "specifier_id", name="uq_account_accesses_specifier"
+    ),
+)
+
+# One row per (access, resource): access level 1000 owner, 100 admin, 10 viewer.
+access_permissions = Table(
+    "access_permissions",
+    metadata,
+    Column(
+        "access_id",
+        ForeignKey("account_accesses.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # account, organization, domain, project or sandbox (domain/access.py).
+    Column("resource_type", String(32), primary_key=True),
+    Column("resource_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("access_level", Integer, nullable=False),
+)
+
+# The append-only audit trail (storage/repos/audit.py): each row's hash covers its
+# content and the previous row's hash, so editing or deleting a row breaks the chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # No foreign key: the record of an account outlives the account.
+    Column("account_id", BigInteger, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    # "user", "token", "cli" or "system", with the actor's id and a readable name.
+    Column("actor_type", String(16), nullable=False),
+    Column("actor_id", String(64), nullable=False, default=""),
+    Column("actor_name", String(320), nullable=False, default=""),
+    Column("source_ip", String(64), nullable=False, default=""),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(64), nullable=False, default=""),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_account_id", "account_id", "id"),
+)
+
+# The chain's head (one row): the last entry's id and hash, so deleting the newest
+# entries is detected too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
 )
 
 api_tokens = Table(
@@ -110,6 +228,10 @@ api_tokens = Table(
     Column("created_at", Stamp, nullable=False),
     Column("expires_at", Stamp, nullable=True),
     Column("revoked_at", Stamp, nullable=True),
+    # Recorded at most once a minute per token (services/auth.py).
+    Column("last_used_at", Stamp, nullable=True),
+    # Set when the token was reset (it then expires after a grace period; no second reset).
+    Column("reset_at", Stamp, nullable=True),
 )
 
 projects = Table(

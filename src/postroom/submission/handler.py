@@ -63,6 +63,8 @@ class Login:
     inbox_id: int | None
     user: bytes = field(repr=False)
     password: bytes = field(repr=False)
+    # A domain-limited token's From domains (None: any of the account's).
+    sender_domains: frozenset[str] | None = None
 
 
 class SubmissionHandler:
@@ -147,7 +149,7 @@ class SubmissionHandler:
                 principal.require("send")
             except (Unauthorized, Forbidden):
                 return None
-            return Login(principal.account_id, None, user, password)
+            return Login(principal.account_id, None, user, password, principal.sender_domains)
         inbox = await inbox_login(self.services, name, password)
         if inbox is None:
             return None
@@ -218,7 +220,13 @@ class SubmissionHandler:
             # A sandbox inbox's credentials capture into it: that is the transactional
             # path of the API's sandbox send too.
             stream = Stream.TRANSACTIONAL if login.inbox_id is not None else self.stream
-            origin = Origin(login.account_id, stream, _client_ip(session), login.inbox_id)
+            origin = Origin(
+                login.account_id,
+                stream,
+                _client_ip(session),
+                login.inbox_id,
+                sender_domains=login.sender_domains,
+            )
             ids = await accept_message(self.services, origin, draft)
         except Unacceptable as exc:
             return exc.reply
@@ -232,6 +240,8 @@ class SubmissionHandler:
             return "550 5.7.1 The From domain is not a verified sending domain of this account"
         except NotFound:
             return "550 5.7.1 The inbox of these credentials no longer exists"
+        except Forbidden:
+            return "550 5.7.1 This account is disabled"
         except StoreUnavailable:  # logged once per outage by storage
             return TEMPORARY_FAILURE
         except Exception:
