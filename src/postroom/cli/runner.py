@@ -23,6 +23,7 @@ import uvicorn
 from postroom.api.app import create_app
 from postroom.api.listener import HttpListener
 from postroom.api.tracking import create_tracking_app
+from postroom.dashboard import install as install_dashboard
 from postroom.domain.streams import Stream
 from postroom.inbound import listener
 from postroom.mta import listen
@@ -73,6 +74,9 @@ def _server(
     gate: ConnectionGate,
 ) -> HttpListener:
     app = create_app(services, stream, auth)
+    if stream is Stream.TRANSACTIONAL:
+        # The web dashboard answers at / on the transactional listener only.
+        install_dashboard(app)
     # /metrics (on the transactional app) reports the worker's open SMTP connections.
     app.state.smtp_connections = worker.open_connections
     return _http(services, app, port, gate)
