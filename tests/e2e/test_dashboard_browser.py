@@ -368,6 +368,11 @@ def test_xss_corpus_runs_no_script(instance: Instance, browser: Any) -> None:
     watch = Watch(page)
     # A viewer: every page as it is read (and the owner's TOTP stays the other test's).
     sign_in(page, base, email=create_user(instance, "viewer@example.com", "viewer"))
+    # The watch itself sees a script that runs (a canary, then forgotten).
+    page.evaluate("() => { alert('canary'); console.error('XSS canary'); }")
+    assert watch.dialogs == ["canary"] and not watch.clean()
+    watch.dialogs.clear()
+    watch.console.clear()
     visited = 0
     for url in (
         "/",
