@@ -87,7 +87,8 @@ def lines(labels: Sequence[str], series: Sequence[Series], *, percent: bool, tit
 
 def bars(labels: Sequence[str], values: Sequence[float], *, title: str) -> str:
     """One bar per label (daily volume)."""
-    top = _scale(max(values, default=0.0))
+    # At least 4, so the five grid labels are distinct whole numbers.
+    top = max(_scale(max(values, default=0.0)), 4.0)
     parts = _frame(labels, top, False, title)
     count = max(len(values), 1)
     inner_w = WIDTH - PAD_LEFT - 8
