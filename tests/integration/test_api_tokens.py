@@ -315,3 +315,34 @@ def test_audit_verify_detects_an_edited_or_removed_row(
     services.db.write_sync(lambda conn: conn.exec_driver_sql(sql))
     checked, problems = services.db.read_sync(audit_repo.verify)
     assert problems, tamper
+
+
+def test_every_api_change_is_audited_once(
+    services: Services, client: TestClient, boot: Bootstrap
+) -> None:
+    base = f"/api/accounts/{boot.account_id}"
+    response = client.post(
+        "/api/suppressions", json={"email": "gone@example.org", "sending_stream": "transactional"}
+    )
+    assert response.status_code == 201
+    inbox = client.get(f"{base}/inboxes").json()[0]
+    reset = client.patch(f"{base}/inboxes/{inbox['id']}/reset_credentials")
+    assert reset.status_code == 200
+    assert client.post(f"{base}/suppressions", json={"email": "bad"}).status_code >= 400
+    account = {"resource_type": "account", "resource_id": boot.account_id, "access_level": 10}
+    _create(client, _tokens(boot), name="once", resources=[account])
+    entries = client.get("/api/audit_log").json()
+    actions = [e["action"] for e in entries]
+    assert actions[:3] == [
+        "api_token.created",
+        "PATCH /inboxes/{inbox_id}/reset_credentials",
+        "POST /suppressions",
+    ]
+    assert actions.count("api_token.created") == 1  # by its service; the trail skips it
+    added = entries[2]
+    assert added["after"] == {"email": "gone@example.org", "sending_stream": "transactional"}
+    assert added["target"] == {"type": "suppressions", "id": ""}
+    assert entries[1]["target"] == {"type": "inboxes", "id": str(inbox["id"])}
+    assert reset.json().get("password", "") not in repr(entries) or not reset.json().get("password")
+    checked, problems = services.db.read_sync(audit_repo.verify)
+    assert problems == [] and checked == len(entries)

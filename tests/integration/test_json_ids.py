@@ -93,6 +93,8 @@ def seed(client: TestClient, boot: Bootstrap, services: Services) -> dict[str, A
         "domain_id": domain["id"],
         "template_id": template["id"],
         "group": "domains",
+        "organization_id": 1,
+        "token_id": call("GET", f"{base}/api_tokens")[0]["id"],
     }
 
 

@@ -280,6 +280,7 @@ def world(services: Services) -> Iterator[World]:
             )
         )["data"]
         token_id = client.get(f"{base}/api_tokens").json()[0]["id"]
+        access_id = client.get(f"{base}/account_accesses").json()[0]["id"]
         ids: dict[str, Any] = {
             "account_id": victim,
             "organization_id": 1,
@@ -294,6 +295,7 @@ def world(services: Services) -> Iterator[World]:
             "suppression_id": suppression["id"],
             "opt_out_id": opt_out["id"],
             "token_id": token_id,
+            "access_id": access_id,
             "group": "domains",
         }
         attacker = services.db.write_sync(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from postroom import __version__
 from postroom.api import docpages, docs, errors, schemas
+from postroom.api.audittrail import AuditTrail
 from postroom.api.guards import RefuseNulQuery
 from postroom.api.routes import accounts, sending
 from postroom.domain.streams import Stream
@@ -40,6 +41,7 @@ def create_app(
     errors.install(app)
     docpages.install(app)
     app.add_middleware(RefuseNulQuery)
+    app.add_middleware(AuditTrail)
     for module in _routers():
         app.include_router(module.router)
     if stream is Stream.TRANSACTIONAL:
@@ -53,6 +55,7 @@ def create_app(
 
 def _routers() -> list[Any]:
     from postroom.api.routes import (
+        accesses,
         api_tokens,
         audit,
         domains,
@@ -77,6 +80,7 @@ def _routers() -> list[Any]:
         insights,
         tracking_opt_outs,
         api_tokens,
+        accesses,
         audit,
     ]
 

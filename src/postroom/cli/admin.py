@@ -6,6 +6,7 @@
     postroom account create NAME
     postroom account rename ACCOUNT_ID NAME
     postroom account disable|enable ACCOUNT_ID
+    postroom account set-quota ACCOUNT_ID [--daily N] [--monthly N] [--soft]
     postroom user create EMAIL [--account ID] [--role owner|admin|viewer] (password asked)
     postroom user passwd EMAIL (password asked)
     postroom user reset-mfa EMAIL
@@ -42,7 +43,7 @@ from postroom.cli.main import (
 )
 from postroom.domain.audit import Actor
 from postroom.errors import Conflict, NotFound
-from postroom.services import Services
+from postroom.services import Services, quotas
 from postroom.services import accounts as account_service
 from postroom.services import tokens as token_service
 from postroom.services import users as user_service
@@ -203,6 +204,35 @@ def account_enable(
     """Re-enable a disabled account."""
     _change(data_dir, database_url, account_id, disabled=False)
     out.print(f"account {account_id} enabled")
+
+
+@account_app.command("set-quota")
+def account_set_quota(
+    account_id: Annotated[int, typer.Argument(help="The account's id.")],
+    daily: Annotated[int | None, typer.Option(help="Messages per UTC day (omit: none).")] = None,
+    monthly: Annotated[
+        int | None, typer.Option(help="Messages per calendar month (omit: none).")
+    ] = None,
+    soft: Annotated[
+        bool, typer.Option(help="Only warn (80 %, 100 %) instead of refusing.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set an account's sending quotas (none given: remove them)."""
+
+    def work(services: Services) -> None:
+        quotas.set_quotas(
+            services,
+            account_id,
+            Actor.cli(),
+            daily=daily,
+            monthly=monthly,
+            mode="soft" if soft else "hard",
+        )
+
+    _run(data_dir, database_url, work)
+    out.print(f"account {account_id}: quotas daily={daily or '-'} monthly={monthly or '-'}")
 
 
 def _change(data_dir: Any, database_url: Any, account_id: int, **change: Any) -> None:

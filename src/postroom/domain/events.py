@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     # Per-domain health alerts (postroom.services.alerts): no message, no recipient.
     ALERT_RAISED = "alert_raised"
     ALERT_CLEARED = "alert_cleared"
+    # A soft sending quota reached 80 % or 100 % (postroom.services.quotas): no message.
+    QUOTA_WARNING = "quota_warning"
 
     @property
     def payload_name(self) -> str:

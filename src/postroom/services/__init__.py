@@ -9,6 +9,7 @@ explicitly; tests may set ``sealer`` or ``resolver`` before the first use.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from postroom.clock import Clock, SystemClock
 from postroom.config import Settings
@@ -44,9 +45,9 @@ class Services:
     account_modes: TtlCache[int, tuple[str]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
-    # Whether each account is disabled, boxed (a cached False is a hit); re-read every
-    # few seconds, so disabling an account stops its sending within that time.
-    account_states: TtlCache[int, tuple[bool]] = field(
+    # Each account's gates (services/quotas.py AccountState: disabled, quotas), boxed;
+    # re-read every few seconds, so disabling an account stops its sending within that time.
+    account_states: TtlCache[int, tuple[Any]] = field(
         default_factory=lambda: TtlCache(SENDER_CACHE_SECONDS)
     )
     rate_limiter: RateLimiter | None = None

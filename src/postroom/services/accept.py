@@ -35,11 +35,18 @@ from postroom.domain.messages import MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
 from postroom.domain.submitted import complete_message
-from postroom.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from postroom.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from postroom.events.recorder import event_row
 from postroom.sandbox.capture import captured_row
-from postroom.services import Services, domains, idempotency, modes, suppressions, templates
-from postroom.storage.repos import accounts as accounts_repo
+from postroom.services import (
+    Services,
+    domains,
+    idempotency,
+    modes,
+    quotas,
+    suppressions,
+    templates,
+)
 from postroom.storage.repos import messages as message_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
@@ -135,7 +142,7 @@ async def accept_messages(
     # MIME building (and, for sandbox sends, parsing) is CPU work: a lone message is
     # prepared inline, a batch (or a heavy template render) in a thread so the event loop
     # keeps answering.
-    await _refuse_disabled(services, origin)
+    crossings = await _gates(services, origin, drafts)
     senders = await _allowed_senders(services, origin)
     used = await _templates(services, origin, drafts)
     if len(drafts) == 1 and used.light:
@@ -154,7 +161,23 @@ async def accept_messages(
     if isinstance(stored, Exception):
         raise stored
     outcomes: list[Outcome | Exception] = stored
+    await quotas.announce(services, origin.account_id, crossings)
     return outcomes
+
+
+async def _gates(
+    services: Services, origin: Origin, drafts: Sequence[MessageDraft | Exception]
+) -> list[quotas.Crossing]:
+    """A disabled account sends nothing (403); quotas count real sends only
+    (services/quotas.py)."""
+    if origin.system:
+        return []
+    recipients = 0
+    if origin.inbox_id is None:
+        recipients = sum(
+            len(d.to) + len(d.cc) + len(d.bcc) for d in drafts if isinstance(d, MessageDraft)
+        )
+    return await quotas.check(services, origin.account_id, recipients)
 
 
 async def _replay(
@@ -195,21 +218,6 @@ def _prepare_all(
         except (ValidationFailed, PayloadTooLarge, Unauthorized) as exc:
             prepared.append(exc)
     return prepared
-
-
-async def _refuse_disabled(services: Services, origin: Origin) -> None:
-    """A disabled account sends nothing (403, the contract's "account restricted")."""
-    if origin.system:
-        return
-    cached = services.account_states.get(origin.account_id)
-    if cached is None:
-        disabled = await services.db.read(
-            lambda conn: accounts_repo.is_disabled(conn, origin.account_id)
-        )
-        cached = (disabled,)
-        services.account_states.put(origin.account_id, cached)
-    if cached[0]:
-        raise Forbidden("account disabled")
 
 
 async def _allowed_senders(services: Services, origin: Origin) -> frozenset[str] | None:

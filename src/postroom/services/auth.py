@@ -19,13 +19,14 @@ once per ``TOUCH_SECONDS``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from postroom.domain import access, tokens
-from postroom.errors import Forbidden, Unauthorized
+from postroom.errors import Forbidden, StoreUnavailable, Unauthorized
 from postroom.net.clients import client_key
 from postroom.services import Services
 from postroom.services.cache import TtlCache
@@ -36,6 +37,8 @@ CACHE_SECONDS = 10.0
 KNOWN_GOOD_SECONDS = 3600.0
 CACHE_ENTRIES = 10_000
 TOUCH_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +126,13 @@ class Authenticator:
             return
         self._touched.put(principal.token_id, True)
         now = self._services.clock.now()
-        await self._services.db.write(
-            lambda conn: repo.touch_tokens(conn, {principal.token_id: now})
-        )
+        try:
+            await self._services.db.write(
+                lambda conn: repo.touch_tokens(conn, {principal.token_id: now})
+            )
+        except StoreUnavailable:
+            # Bookkeeping only: the request itself goes on (or fails) on its own.
+            log.warning("could not record the use of token %s", principal.token_id)
 
     async def _lookup_cached(self, presented: str, cache_key: str) -> Principal:
         parts = tokens.split(presented)

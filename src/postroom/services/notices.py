@@ -8,12 +8,15 @@ rule that the From domain be one of the account's verified domains.
 
 from __future__ import annotations
 
+from typing import Any
+
 from postroom.domain.messages import Address, MessageDraft
 from postroom.domain.streams import Stream
 from postroom.services import Services, domains
 from postroom.services.accept import Origin, accept_message
 
 SETUP_CATEGORY = "postroom-setup"
+QUOTA_CATEGORY = "postroom-quota"
 
 
 async def send_setup_instructions(
@@ -29,6 +32,28 @@ async def send_setup_instructions(
         subject=f"DNS records to publish for {name}",
         text=setup_text(view),
         category=SETUP_CATEGORY,
+    )
+    origin = Origin(account_id, Stream.TRANSACTIONAL, system=True)
+    return await accept_message(services, origin, draft)
+
+
+async def send_quota_warning(
+    services: Services, account_id: int, recipients: list[str], crossing: Any
+) -> list[str]:
+    """Tell the account's owners and admins that a soft quota reached a threshold
+    (``crossing``: a services/quotas.py Crossing)."""
+    if not recipients:
+        return []
+    draft = MessageDraft(
+        sender=Address(f"postroom@{services.settings.domains.mail_host}", "Postroom"),
+        to=tuple(Address(email) for email in recipients),
+        subject=f"Sending quota: {crossing.percent} % of the {crossing.period} quota used",
+        text=(
+            f"Account {account_id} has sent {crossing.used} of its {crossing.period} quota of"
+            f" {crossing.quota} messages ({crossing.percent} %). The quota is soft: sending"
+            " goes on. Change it with `postroom account set-quota`."
+        ),
+        category=QUOTA_CATEGORY,
     )
     origin = Origin(account_id, Stream.TRANSACTIONAL, system=True)
     return await accept_message(services, origin, draft)

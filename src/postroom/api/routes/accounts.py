@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from postroom.api.audittrail import AUDITED
 from postroom.api.auth import actor_of, principal, services_of
 from postroom.api.body import read_json
 from postroom.api.families import SCOPE_KEY
@@ -33,7 +34,7 @@ router = APIRouter(tags=["accounts"])
 _LEVELS = {"admin": 1000, "read": 10, "send": 10}
 BODY_LIMIT = 16 * 1024
 ANY_TOKEN = {SCOPE_KEY: "token"}
-ORGANIZATION = {SCOPE_KEY: "organization"}
+ORGANIZATION = {SCOPE_KEY: "organization", **AUDITED}
 SUB_ACCOUNTS = "/api/organizations/{organization_id}/sub_accounts"
 
 

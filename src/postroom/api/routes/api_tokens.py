@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from postroom.api.audittrail import AUDITED
 from postroom.api.auth import actor_of, services_of
 from postroom.api.body import parse_json, read_body
 from postroom.api.families import Acting, Routes
@@ -78,7 +79,7 @@ async def list_tokens(request: Request, caller: Acting) -> Response:
     return json_response([token_json(row) for row in rows])
 
 
-@routes.post("", scope="admin", summary="Create API token")
+@routes.post("", scope="admin", summary="Create API token", openapi_extra=AUDITED)
 async def create_token(request: Request, caller: Acting) -> Response:
     services = services_of(request)
     body = await _body(request)
@@ -101,7 +102,7 @@ async def get_token(request: Request, caller: Acting, token_id: Id) -> Response:
     return json_response(token_json(row))
 
 
-@routes.post("/{token_id}/reset", scope="admin", summary="Reset API token")
+@routes.post("/{token_id}/reset", scope="admin", summary="Reset API token", openapi_extra=AUDITED)
 async def reset_token(request: Request, caller: Acting, token_id: Id) -> Response:
     services = services_of(request)
     body = await _body(request)
@@ -116,7 +117,13 @@ async def reset_token(request: Request, caller: Acting, token_id: Id) -> Respons
     return json_response(_issued_json(issued))
 
 
-@routes.delete("/{token_id}", scope="admin", summary="Delete API token", status_code=204)
+@routes.delete(
+    "/{token_id}",
+    scope="admin",
+    summary="Delete API token",
+    status_code=204,
+    openapi_extra=AUDITED,
+)
 async def delete_token(request: Request, caller: Acting, token_id: Id) -> Response:
     services = services_of(request)
     await services.db.write(

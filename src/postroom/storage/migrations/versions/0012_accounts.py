@@ -5,7 +5,9 @@ Revises: 0010
 
 Self-contained (nothing from 0011): the lead may re-chain it after 0011.
 Existing tokens and users get an account access with the permission their scopes or role
-imply, so the accesses API lists them.
+imply, so the accesses API lists them; the oldest admin token of the oldest account
+becomes the installation admin's (organization 1), as the first token of a new
+installation is.
 """
 
 from __future__ import annotations
@@ -210,9 +212,40 @@ def _accesses_for_existing() -> None:
         held = json.loads(scopes) if isinstance(scopes, str) else list(scopes or [])
         level = 100 if "admin" in held else 10 if "read" in held else None
         _access(conn, account_id, "ApiToken", token_id, created_at, level)
+    _first_admin_token(conn)
     users = conn.execute(sa.text("SELECT id, account_id, role, created_at FROM users"))
     for user_id, account_id, role, created_at in users.fetchall():
         _access(conn, account_id, "User", user_id, created_at, _ROLE_LEVELS.get(role, 10))
+
+
+def _first_admin_token(conn: sa.Connection) -> None:
+    """The installation admin (organization 1) is the oldest live admin token of the
+    oldest account, as on a new installation it is the first token."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT t.id, t.scopes FROM api_tokens t JOIN accounts a ON a.id = t.account_id"
+            " WHERE t.revoked_at IS NULL ORDER BY a.id, t.id"
+        )
+    ).fetchall()
+    for token_id, scopes in rows:
+        held = json.loads(scopes) if isinstance(scopes, str) else list(scopes or [])
+        if "admin" not in held:
+            continue
+        access_id = conn.execute(
+            sa.text(
+                "SELECT id FROM account_accesses"
+                " WHERE specifier_type = 'ApiToken' AND specifier_id = :t"
+            ),
+            {"t": token_id},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO access_permissions (access_id, resource_type, resource_id,"
+                " access_level) VALUES (:i, 'organization', 1, 100)"
+            ),
+            {"i": access_id},
+        )
+        return
 
 
 def _access(
