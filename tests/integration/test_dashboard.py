@@ -23,6 +23,7 @@ from postroom.sandbox import capture
 from postroom.services import Services
 from postroom.services import users as user_service
 from postroom.services.accounts import Bootstrap
+from postroom.storage.repos import audit as audit_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 
 PASSWORD = "correct horse battery staple"
@@ -244,3 +245,47 @@ def test_preview_and_attachment_headers(
     assert 'filename="evil__ name=x.html";' in download.headers["Content-Disposition"]
     # Another inbox id (not this account's) is a 404, never the message.
     assert web.get(f"/ui/sandbox/{boot.inbox_id + 999}/m/{message_id}").status_code == 404
+
+
+def test_invitation_users_and_audit(web: TestClient, services: Services, boot: Bootstrap) -> None:
+    make_user(services, boot, "owner@example.com", "owner")
+    sign_in(web, "owner@example.com")
+    page = web.get("/ui/users")
+    assert page.status_code == 200 and "owner@example.com" in page.text
+    made = web.post(
+        "/ui/users/invite",
+        data={"csrf": csrf_of(page.text), "email": "new@example.com", "role": "viewer"},
+    )
+    link = re.search(
+        r'id="invite-link" class="wrap">https?://[^/]+(/ui/invitation/[^<]+)<', made.text
+    )
+    assert link, made.text[-2000:]
+    # A change made in the dashboard is on the audit log, with the user who made it.
+    web.post(
+        "/ui/suppressions",
+        data={"csrf": csrf_of(made.text), "email": "gone@example.com", "stream": "bulk"},
+    )
+    log = web.get("/ui/audit")
+    assert "POST /ui/suppressions" in log.text and "gone@example.com" in log.text
+    assert "invitation.created" in log.text
+    recorded = services.db.read_sync(
+        lambda conn: audit_repo.entries(
+            conn, account_id=boot.account_id, action="POST /ui/suppressions"
+        )
+    )
+    assert recorded[0]["actor_name"] == "owner@example.com"
+    assert "csrf" not in recorded[0]["after"]  # the CSRF token is never recorded
+    web.post("/ui/logout", data={"csrf": csrf_of(log.text)})
+    web.cookies.clear()
+    form = web.get(link.group(1))
+    accepted = web.post(
+        link.group(1), data={"csrf": csrf_of(form.text), "password": PASSWORD, "name": "New"}
+    )
+    assert accepted.status_code == 303
+    again = web.post(
+        link.group(1), data={"csrf": csrf_of(form.text), "password": PASSWORD, "name": "New"}
+    )
+    assert again.status_code == 410
+    sign_in(web, "new@example.com")
+    assert "viewer" in web.get("/ui/account").text
+    assert web.get("/ui/audit").status_code == 200

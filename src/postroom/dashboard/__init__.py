@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from postroom.dashboard import web
+from postroom.dashboard.audit import DashboardAudit
 from postroom.dashboard.pages import (
     account,
     auth,
     domains,
     logs,
     overview,
+    people,
     sandbox,
     static,
     suppressions,
@@ -39,9 +41,11 @@ def install(app: FastAPI) -> None:
         templates,
         suppressions,
         tokens,
+        people,
         account,
     ):
         app.include_router(module.router, include_in_schema=False)
+    app.add_middleware(DashboardAudit)
     app.add_exception_handler(web.NeedLogin, _need_login)
     app.add_exception_handler(web.NotAllowed, _not_allowed)
     app.add_exception_handler(web.BadCsrf, _bad_csrf)
