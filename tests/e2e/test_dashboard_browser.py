@@ -276,6 +276,17 @@ def test_dashboard_in_chromium(instance: Instance, browser: Any, user: str, shot
     page.get_by_role("button", name="Suppress").click()
     page.screenshot(path=str(shots / "suppressions.png"), full_page=True)
 
+    page.goto(f"{base}/ui/users")
+    page.screenshot(path=str(shots / "users.png"), full_page=True)
+    page.goto(f"{base}/ui/audit")
+    assert page.get_by_text("POST /ui/suppressions").count() >= 1
+    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+
+    # Keyboard: the skip link is the first stop, then the sections.
+    page.goto(f"{base}/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+
     # A phone-sized window: the same overview, one column.
     phone = browser.new_context(
         ignore_https_errors=True, viewport={"width": 390, "height": 844}, is_mobile=True
@@ -382,6 +393,8 @@ def test_xss_corpus_runs_no_script(instance: Instance, browser: Any) -> None:
         "/ui/templates",
         "/ui/suppressions",
         "/ui/tokens",
+        "/ui/users",
+        "/ui/audit",
     ):
         page.goto(f"{base}{url}")
         page.wait_for_load_state("networkidle")

@@ -19,7 +19,7 @@ from postroom.dashboard import web
 from postroom.dashboard.pages import preview
 from postroom.domain.logfilters import EVENT_TYPES, STATUSES, Filter, LogQuery
 from postroom.errors import NotFound
-from postroom.sandbox.messages import attachments, body_text, mail_headers
+from postroom.sandbox.messages import attachment, attachments, body_text, mail_headers
 from postroom.services import logs
 
 router = APIRouter()
@@ -117,3 +117,18 @@ async def log_preview(request: Request, message_id: str, images: int = 0) -> Res
     if raw is None:
         return preview.missing()
     return preview.html(body_text(raw, "html"), remote_images=bool(images))
+
+
+@router.get("/ui/logs/{message_id}/attachments/{attachment_id}")
+async def log_attachment(request: Request, message_id: str, attachment_id: int) -> Response:
+    viewer = await web.viewer_of(request)
+    try:
+        raw = await _raw(request, viewer.account_id, message_id)
+        if raw is None:
+            raise NotFound("message")
+        part = attachment(raw, attachment_id)
+    except NotFound:
+        return web.render(
+            request, "error.html", 404, title="Not found", message="No such attachment."
+        )
+    return preview.download(part.content, part.filename)

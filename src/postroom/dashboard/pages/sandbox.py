@@ -88,20 +88,26 @@ async def delete_project(request: Request, project_id: int) -> Response:
     return web.redirect("/ui/sandbox", request)
 
 
-async def _inbox_context(request: Request, inbox_id: int, search: str) -> dict[str, Any]:
+async def _inbox_context(
+    request: Request, inbox_id: int, search: str, before: int = 0
+) -> dict[str, Any]:
+    """The inbox and one page of its messages (newest first; ``before``: older than it)."""
     viewer = await web.viewer_of(request)
     services = web.services_of(request)
     view = await inboxes.get_inbox(services, viewer.account_id, inbox_id)
     rows = await messages.list_messages(
-        services, viewer.account_id, inbox_id, search=search or None
+        services, viewer.account_id, inbox_id, search=search or None, last_id=before or None
     )
-    return {"inbox": view, "messages": rows, "search": search}
+    older = int(rows[-1]["id"]) if len(rows) == messages.PAGE_SIZE else 0
+    return {"inbox": view, "messages": rows, "search": search, "before": before, "older": older}
 
 
 @router.get("/ui/sandbox/{inbox_id}")
-async def inbox(request: Request, inbox_id: int, q: str = "", open: int = 0) -> Response:
+async def inbox(
+    request: Request, inbox_id: int, q: str = "", open: int = 0, before: int = 0
+) -> Response:
     try:
-        context = await _inbox_context(request, inbox_id, q)
+        context = await _inbox_context(request, inbox_id, q, before)
     except NotFound:
         return _not_found(request)
     viewer: web.Viewer = request.state.viewer
