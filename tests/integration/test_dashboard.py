@@ -7,6 +7,7 @@ The real-browser tests (Chromium) are in tests/browser/.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,12 +16,14 @@ from email.message import EmailMessage
 import pytest
 from starlette.testclient import TestClient
 
+from logseed import DAY1, seed_sync
 from postroom.api.app import create_app
+from postroom.clock import FrozenClock
 from postroom.dashboard import install
 from postroom.domain import totp
 from postroom.domain.audit import Actor
 from postroom.sandbox import capture
-from postroom.services import Services
+from postroom.services import Services, rollups, stats
 from postroom.services import users as user_service
 from postroom.services.accounts import Bootstrap
 from postroom.storage.repos import audit as audit_repo
@@ -289,3 +292,26 @@ def test_invitation_users_and_audit(web: TestClient, services: Services, boot: B
     sign_in(web, "new@example.com")
     assert "viewer" in web.get("/ui/account").text
     assert web.get("/ui/audit").status_code == 200
+
+
+def test_overview_and_logs_show_the_seeded_numbers(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    """The overview's totals and per-stream figures are the stats API's (same rollups),
+    and the logs page finds a message by its recipient."""
+    services.settings.insights.stats_settle_seconds = 0
+    clock = FrozenClock()
+    data = seed_sync(services, boot.account_id, clock)
+    asyncio.run(rollups.consume(services))
+    make_user(services, boot, "owner@example.com", "owner")
+    sign_in(web, "owner@example.com")
+    query = stats.StatsQuery(DAY1.date(), clock.now().date())
+    expected = services.db.read_sync(lambda c: stats.aggregate_sync(c, boot.account_id, query))
+    page = web.get("/?days=30").text
+    sent = expected["delivery_count"] + expected["bounce_count"]
+    assert sent > 0
+    assert f"<b>{sent:,}</b><span>Sent (final answer)</span>" in page
+    assert f"<b>{expected['delivery_rate'] * 100:.1f}%</b><span>Delivered</span>" in page
+    assert "shop.example" in page  # the per-domain table
+    found = web.get("/ui/logs", params={"to": "carol@"}).text
+    assert "1 message" in found and data.ids["m3"] in found
