@@ -16,14 +16,14 @@ from email.message import EmailMessage
 import pytest
 from starlette.testclient import TestClient
 
-from logseed import DAY1, seed_sync
+from logseed import DAY1, other_account, seed_sync
 from postroom.api.app import create_app
 from postroom.clock import FrozenClock
 from postroom.dashboard import install
 from postroom.domain import totp
 from postroom.domain.audit import Actor
 from postroom.sandbox import capture
-from postroom.services import Services, rollups, stats
+from postroom.services import Services, domains, rollups, stats, templates
 from postroom.services import users as user_service
 from postroom.services.accounts import Bootstrap
 from postroom.storage.repos import audit as audit_repo
@@ -315,3 +315,24 @@ def test_overview_and_logs_show_the_seeded_numbers(
     assert "shop.example" in page  # the per-domain table
     found = web.get("/ui/logs", params={"to": "carol@"}).text
     assert "1 message" in found and data.ids["m3"] in found
+
+
+def test_another_accounts_objects_are_not_found(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    other, _ = other_account(services)
+    domain = asyncio.run(domains.create(services, other, "theirs.example"))
+    template = asyncio.run(
+        templates.create(services, other, {"name": "T", "subject": "S", "category": "c"})
+    )
+    make_user(services, boot, "owner@example.com", "owner")
+    sign_in(web, "owner@example.com")
+    token = csrf_of(web.get("/ui/domains").text)
+    domain_id, template_id = domain.row["id"], template["id"]
+    assert web.get(f"/ui/domains/{domain_id}").status_code == 404
+    assert web.post(f"/ui/domains/{domain_id}/delete", data={"csrf": token}).status_code == 404
+    assert web.get(f"/ui/templates/{template_id}").status_code == 404
+    web.post(f"/ui/templates/{template_id}/delete", data={"csrf": token})
+    assert asyncio.run(domains.get(services, other, domain_id)).row["domain_name"]
+    assert asyncio.run(templates.get(services, other, template_id))["name"] == "T"
+    assert "theirs.example" not in web.get("/ui/domains").text
