@@ -31,6 +31,7 @@ from postroom.api.health import install as install_health
 from postroom.api.listener import HttpListener
 from postroom.api.tracking import create_tracking_app
 from postroom.cli.roles import ALL_ROLES, Role, label
+from postroom.dashboard import install as install_dashboard
 from postroom.domain.streams import Stream
 from postroom.inbound import listener
 from postroom.mta import listen
@@ -155,6 +156,8 @@ def start_api(run: Running, auth: Authenticator, health: ProcessHealth) -> None:
         app = create_app(services, stream, auth)
         if stream is Stream.TRANSACTIONAL:
             install_health(app, health)
+            # The web dashboard answers at / on the transactional listener only.
+            install_dashboard(app)
         run.serve_http(_http(services, app, port, run.gates[port]), sockets[port])
     tracking_port = services.settings.tracking.port
     if tracking_port and tracking_port in sockets:
