@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import re
 import smtplib
 from collections.abc import Iterator
@@ -34,7 +35,9 @@ from postroom.services.accounts import Bootstrap
 from postroom.services.dns import DnsPythonResolver
 from postroom.storage.tables import deliveries, events, suppressions, tracked_links
 from postroom.workers.delivery import DeliveryWorker
+from postroom.workers.webhooks import WebhookDispatcher
 from smtppeers import Receivers
+from webhookreceiver import WebhookReceiver
 
 SHOP = "shop.example"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
@@ -415,3 +418,48 @@ def test_footer_links_template_unsubscribe_url_and_the_opt_out_page(
         assert tracker.post(_path(opt_out)).status_code == 200
     listed = client.get("/api/tracking_opt_outs").json()["data"]
     assert [(o["email"], o["domain_name"]) for o in listed] == [("ana@dest.example", SHOP)]
+
+
+def test_opens_clicks_and_unsubscribes_reach_webhooks(
+    client: TestClient, services: Services, shop: int, mx: Receivers
+) -> None:
+    """A recipient's real requests to the tracking listener become webhook events in the
+    contract's shape (spec §5): open and click with ip and user agent, click with its
+    URL, unsubscribe; each once."""
+    services.settings.webhooks.allowed_networks = ["127.0.0.0/8"]  # the receiver's loopback
+    services.settings.webhooks.allowed_ports = []
+    with WebhookReceiver() as receiver:
+        hook = {"url": receiver.url, "webhook_type": "email_sending", "sending_stream": "bulk",
+                "event_types": ["open", "click", "unsubscribe"]}  # fmt: skip
+        assert client.post("/api/webhooks", json={"webhook": hook}).status_code == 200
+        sent = client.post(
+            "/api/send",
+            headers={"Host": "bulk.api.mailtrap.io"},
+            json={"from": {"email": f"news@{SHOP}"}, "to": [{"email": "wh@dest.example"}],
+                  "subject": "News", "html": HTML, "category": "news"},
+        )  # fmt: skip
+        assert sent.status_code == 200, sent.text
+        [delivery_id] = sent.json()["message_ids"]
+        services.settings.delivery.mode = DeliveryMode.MX
+        _deliver(services)
+        _, message = _received(mx)
+        html = _part(message, "html")
+        https = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))[1]
+        services.clock.advance(60)  # type: ignore[attr-defined]
+        with _tracker(services) as tracker:
+            tracker.get(_path(_urls(html, "o")[0]), headers={"User-Agent": CHROME})
+            first = tracker.get(
+                _path(_urls(html, "c")[0]), headers={"User-Agent": CHROME}, follow_redirects=False
+            )
+            assert first.status_code == 302
+            tracker.post(_path(https), data={"List-Unsubscribe": "One-Click"})
+        asyncio.run(WebhookDispatcher(services).run_once())
+        got = [e for post in receiver.accepted() for e in json.loads(post.body)["events"]]
+    assert sorted(e["event"] for e in got) == ["click", "open", "unsubscribe"]
+    by_kind = {e["event"]: e for e in got}
+    for event in got:
+        assert event["message_id"] == delivery_id and event["email"] == "wh@dest.example"
+        assert event["sending_stream"] == "bulk" and event["category"] == "news"
+        assert event["sending_domain_name"] == SHOP and isinstance(event["timestamp"], int)
+    assert by_kind["click"]["url"] == "https://example.org/a?x=1&y=2"
+    assert by_kind["open"]["user_agent"] == CHROME and by_kind["click"]["ip"] == "testclient"
