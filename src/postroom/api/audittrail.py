@@ -21,10 +21,11 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postroom.api.families import ACCOUNT_PREFIX, ALIAS_PREFIX
 from postroom.domain.audit import Actor
+from postroom.net.capture import call_capturing
 from postroom.storage.repos import audit
 
 AUDITED_KEY = "x-postroom-audited"
@@ -52,24 +53,9 @@ class AuditTrail:
         ):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        status = 0
-
-        async def receiving() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(body) < _BODY_KEPT:
-                body.extend(message.get("body", b"")[: _BODY_KEPT - len(body)])
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        await self.app(scope, receiving, sending)
+        status, body = await call_capturing(self.app, scope, receive, send, _BODY_KEPT)
         if 200 <= status < 300:
-            await self._record(scope, bytes(body))
+            await self._record(scope, body)
 
     async def _record(self, scope: Scope, body: bytes) -> None:
         route = scope.get("route")

@@ -15,9 +15,10 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postroom.domain.audit import Actor
+from postroom.net.capture import call_capturing
 from postroom.storage.repos import audit
 
 log = logging.getLogger(__name__)
@@ -49,24 +50,9 @@ class DashboardAudit:
         ):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        status = 0
-
-        async def receiving() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(body) < _BODY_KEPT:
-                body.extend(message.get("body", b"")[: _BODY_KEPT - len(body)])
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        await self.app(scope, receiving, sending)
+        status, body = await call_capturing(self.app, scope, receive, send, _BODY_KEPT)
         if 200 <= status < 400:
-            await self._record(scope, bytes(body))
+            await self._record(scope, body)
 
     async def _record(self, scope: Scope, body: bytes) -> None:
         state = scope.get("state") or {}
