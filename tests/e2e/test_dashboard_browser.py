@@ -276,6 +276,12 @@ def test_dashboard_in_chromium(instance: Instance, browser: Any, user: str, shot
     page.get_by_role("button", name="Suppress").click()
     page.screenshot(path=str(shots / "suppressions.png"), full_page=True)
 
+    page.goto(f"{base}/ui/webhooks")
+    page.get_by_label("URL").fill("https://hooks.example.com/in")
+    page.get_by_role("button", name="Add webhook").click()
+    assert page.get_by_text("not shown again").count() == 1
+    page.screenshot(path=str(shots / "webhooks.png"), full_page=True)
+
     page.goto(f"{base}/ui/users")
     page.screenshot(path=str(shots / "users.png"), full_page=True)
     page.goto(f"{base}/ui/audit")

@@ -336,3 +336,57 @@ def test_another_accounts_objects_are_not_found(
     assert asyncio.run(domains.get(services, other, domain_id)).row["domain_name"]
     assert asyncio.run(templates.get(services, other, template_id))["name"] == "T"
     assert "theirs.example" not in web.get("/ui/domains").text
+
+
+def test_webhooks_page_creates_tests_replays_pauses_and_deletes(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    """The secret is shown once; the service's own checks apply (an internal address is
+    refused); a test event to an endpoint that cannot be reached is logged as failed."""
+    make_user(services, boot, "owner@example.com", "owner")
+    sign_in(web, "owner@example.com")
+    empty = web.get("/ui/webhooks")
+    assert empty.status_code == 200 and "No webhook yet" in empty.text
+    token = csrf_of(empty.text)
+    form = {"csrf": token, "url": "https://hooks.invalid/in", "webhook_type": "email_sending",
+            "sending_stream": "bulk", "payload_format": "json",
+            "event_types": ["delivery", "bounce"]}  # fmt: skip
+    made = web.post("/ui/webhooks", data=form)
+    assert made.status_code == 200 and "not shown again" in made.text
+    secret = re.search(r'id="new-secret" class="wrap">([^<]+)<', made.text)
+    assert secret and len(secret.group(1)) >= 32
+    listed = web.get("/ui/webhooks")
+    assert "hooks.invalid/in" in listed.text and secret.group(1) not in listed.text
+    refused = web.post("/ui/webhooks", data={**form, "url": "http://127.0.0.1/x"})
+    assert refused.status_code == 422 and 'role="alert"' in refused.text
+    [hook] = web.get("/api/webhooks", headers={"Authorization": f"Bearer {boot.token}"}).json()[
+        "data"
+    ]
+    assert hook["sending_stream"] == "bulk" and hook["event_types"] == ["delivery", "bounce"]
+    page = f"/ui/webhooks/{hook['id']}"
+    tested = web.post(f"{page}/test", data={"csrf": token})
+    assert tested.status_code == 200 and "Test event sent: failed" in tested.text
+    assert 'id="deliveries"' in tested.text
+    replayed = web.post(
+        f"{page}/replay",
+        data={"csrf": token, "since": "2026-01-01T00:00", "until": "2026-01-02T00:00"},
+    )
+    assert replayed.status_code == 200 and "Replaying 0 event(s)" in replayed.text
+    assert web.post(f"{page}/replay", data={"csrf": token, "since": "x"}).status_code == 422
+    assert web.post(f"{page}/active", data={"csrf": token, "active": "false"}).status_code == 303
+    assert ">Resume<" in web.get(page).text
+    assert web.post(f"{page}/delete", data={"csrf": token}).status_code == 303
+    assert "No webhook yet" in web.get("/ui/webhooks").text
+
+
+def test_a_viewer_reads_webhooks_but_cannot_change_them(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    make_user(services, boot, "viewer@example.com", "viewer")
+    sign_in(web, "viewer@example.com")
+    page = web.get("/ui/webhooks")
+    assert page.status_code == 200 and "Add a webhook" not in page.text
+    answer = web.post(
+        "/ui/webhooks", data={"csrf": csrf_of(page.text), "url": "https://x.example/"}
+    )
+    assert answer.status_code == 403

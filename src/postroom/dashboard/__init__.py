@@ -26,6 +26,7 @@ from postroom.dashboard.pages import (
     suppressions,
     templates,
     tokens,
+    webhooks,
 )
 
 
@@ -41,6 +42,7 @@ def install(app: FastAPI) -> None:
         templates,
         suppressions,
         tokens,
+        webhooks,
         people,
         account,
     ):
