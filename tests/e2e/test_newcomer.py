@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import smtplib
 import ssl
 import subprocess
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from server import Server, cli_env, printed_commands, printed_python, start_server
@@ -71,6 +73,22 @@ def test_every_printed_command_works_as_printed(newcomer: Server) -> None:
     )
     assert run.returncode == 0, f"{snippet}\n---\n{run.stderr}"
     assert "'success': True" in run.stdout, run.stdout
+
+    # The dashboard's first login, created with the printed command, then signed in with.
+    [create] = [line for line in newcomer.stdout.splitlines() if " user create " in line]
+    made = _bash(f"POSTROOM_PASSWORD='a long enough passphrase' {create}", timeout=60)
+    assert made.returncode == 0, made.stdout + made.stderr
+    with httpx.Client(base_url=f"http://127.0.0.1:{newcomer.port}") as browser:
+        page = browser.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+        assert csrf, page.text[:300]
+        signed = browser.post(
+            "/ui/login",
+            data={"csrf": csrf.group(1), "email": "you@example.com",
+                  "password": "a long enough passphrase"},
+        )  # fmt: skip
+        assert signed.status_code == 303 and signed.headers["location"] == "/", signed.text[:300]
+        assert browser.get("/").status_code == 200
 
 
 def test_smtp_gets_a_private_self_signed_certificate(newcomer: Server) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.console import Console
@@ -65,6 +68,25 @@ def python_snippet(settings: Settings, boot: Bootstrap) -> str:
     return "\n".join(lines)
 
 
+def postroom_program() -> str:
+    """How to run this very ``postroom`` again from a shell (its path when started as
+    ``postroom``, else this Python with ``-m postroom``)."""
+    started = Path(sys.argv[0])
+    if started.name == "postroom" and started.exists():
+        return shlex.quote(str(started.resolve()))
+    return f"{shlex.quote(sys.executable)} -m postroom"
+
+
+def user_command(settings: Settings) -> str:
+    """The command that creates the first dashboard login for this server's database."""
+    where = (
+        '--database-url "$POSTROOM_STORAGE__DATABASE_URL"'
+        if settings.storage.database_url
+        else f"--data-dir {shlex.quote(str(settings.storage.data_dir.resolve()))}"
+    )
+    return f"{postroom_program()} user create you@example.com {where}"
+
+
 def inbox_command(settings: Settings, boot: Bootstrap) -> str:
     """The GET that reads the captured mail back, waiting for it (capture is asynchronous)."""
     url = base_url(settings, settings.server.port)
@@ -125,3 +147,10 @@ def print_welcome(console: Console, settings: Settings, boot: Bootstrap) -> None
         command(swaks)
     console.print("\nor with the official Mailtrap Python SDK (pip install mailtrap):")
     command(python_snippet(settings, boot))
+    dashboard = base_url(settings, settings.server.port)
+    console.print(
+        f"\nThe dashboard is at {dashboard}/ : create your login first (it asks for a "
+        "password, or reads POSTROOM_PASSWORD):",
+        highlight=False,
+    )
+    command(user_command(settings))
