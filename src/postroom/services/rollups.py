@@ -95,7 +95,9 @@ def _fold(conn: Connection, limit: int, horizon: datetime) -> _Batch | None:
     rows = repo.events_after(conn, start, limit, (*_ROUTED, *_ENGAGED))
     settled = []
     for row in rows:
-        if row.created_at > horizon:
+        # Only what is counted waits to settle: an event of another kind (an audit entry
+        # written by a process whose clock runs ahead, say) must not hold the cursor.
+        if row.kind in COUNTER_OF and row.created_at > horizon:
             break
         settled.append(row)
     if not settled:
