@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from logseed import DAY1, other_account, seed_sync
@@ -28,6 +29,7 @@ from postroom.services import users as user_service
 from postroom.services.accounts import Bootstrap
 from postroom.storage.repos import audit as audit_repo
 from postroom.storage.repos import sandbox as sandbox_repo
+from postroom.storage.tables import users
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -390,3 +392,32 @@ def test_a_viewer_reads_webhooks_but_cannot_change_them(
         "/ui/webhooks", data={"csrf": csrf_of(page.text), "url": "https://x.example/"}
     )
     assert answer.status_code == 403
+
+
+def test_an_admin_changes_a_users_role_but_not_the_owners(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    make_user(services, boot, "owner@example.com", "owner")
+    colleague = make_user(services, boot, "ann@example.com", "viewer")
+    sign_in(web, "owner@example.com")
+    page = web.get("/ui/users")
+    token = csrf_of(page.text)
+    assert f'action="/ui/users/{colleague}/role"' in page.text
+    made = web.post(f"/ui/users/{colleague}/role", data={"csrf": token, "role": "admin"})
+    assert made.status_code == 303
+    role = select(users.c.role).where(users.c.id == colleague)
+    assert services.db.read_sync(lambda c: c.execute(role).scalar()) == "admin"
+    assert (
+        web.post(f"/ui/users/{colleague}/role", data={"csrf": token, "role": "owner"}).status_code
+        == 422
+    )
+    owner_id = services.db.read_sync(
+        lambda c: c.execute(select(users.c.id).where(users.c.email == "owner@example.com")).scalar()
+    )
+    refused = web.post(f"/ui/users/{owner_id}/role", data={"csrf": token, "role": "viewer"})
+    assert refused.status_code == 403
+    assert (
+        web.post("/ui/users/999999/role", data={"csrf": token, "role": "viewer"}).status_code == 404
+    )
+    audited = web.get("/ui/audit").text
+    assert "account_access.permissions_updated" in audited

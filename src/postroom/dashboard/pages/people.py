@@ -19,7 +19,8 @@ from starlette.responses import Response
 from postroom.dashboard import web
 from postroom.dashboard.pages.tokens import actor_of
 from postroom.domain import access
-from postroom.errors import Conflict, Unauthorized
+from postroom.errors import Conflict, Forbidden, NotFound, Unauthorized
+from postroom.services import accesses
 from postroom.services import users as user_service
 from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import audit as audit_repo
@@ -35,7 +36,9 @@ def _people(conn: Connection, account_id: int) -> dict[str, Any]:
     accesses = account_repo.list_accesses(conn, account_id, ("User",))
     perms = account_repo.permissions(conn, [int(a["id"]) for a in accesses])
     role_of: dict[int, str] = {}
+    access_of: dict[int, int] = {}
     for found in accesses:
+        access_of[int(found["specifier_id"])] = int(found["id"])
         levels = [
             p.level for p in perms.get(int(found["id"]), []) if p.resource_type == access.ACCOUNT
         ]
@@ -57,7 +60,14 @@ def _people(conn: Connection, account_id: int) -> dict[str, Any]:
         .all()
     )
     return {
-        "users": [{**dict(r), "access": role_of.get(int(r["id"]), str(r["role"]))} for r in rows],
+        "users": [
+            {
+                **dict(r),
+                "access": role_of.get(int(r["id"]), str(r["role"])),
+                "access_id": access_of.get(int(r["id"])),
+            }
+            for r in rows
+        ],
         "invitations": [dict(r) for r in pending],
     }
 
@@ -99,6 +109,36 @@ async def invite(request: Request) -> Response:
         return await _page(request, 422, error=message)
     link = f"{str(request.base_url).rstrip('/')}/ui/invitation/{invited.token}"
     return await _page(request, invitation_link=link)
+
+
+@router.post("/ui/users/{user_id}/role")
+async def change_role(request: Request, user_id: int) -> Response:
+    """Make a user of this account an admin or a viewer (F11's bulk permissions update:
+    the user's role follows). The owner's role is not changed here: ownership moves only
+    from the command line, as the API has it."""
+    viewer = await web.viewer_of(request)
+    web.require_write(viewer)
+    role = str((await request.form()).get("role") or "")
+    if role not in ("admin", "viewer"):
+        return await _page(request, 422, error="role must be admin or viewer")
+    services = web.services_of(request)
+    found = await services.db.read(lambda c: _people(c, viewer.account_id))
+    access_id = next(
+        (u["access_id"] for u in found["users"] if int(u["id"]) == user_id and u["access_id"]),
+        None,
+    )
+    if access_id is None:
+        raise NotFound("user")
+    item = {"resource_type": "account", "resource_id": viewer.account_id, "access_level": role}
+    try:
+        await services.db.write(
+            accesses.update_permissions(
+                services, viewer.account_id, access_id, [item], actor_of(request, viewer)
+            )
+        )
+    except Forbidden:
+        return await _page(request, 403, error="The owner's role is changed from the command line.")
+    return web.redirect("/ui/users", request)
 
 
 @router.get("/ui/invitation/{token}")
