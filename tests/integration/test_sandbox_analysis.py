@@ -179,12 +179,15 @@ def test_forward_checks_the_address_and_the_sender(
     assert missing.status_code == 404
 
 
-def test_forward_needs_send_and_read(
+def test_forward_needs_the_admin_scope(
     client: TestClient, boot: Bootstrap, services: Services
 ) -> None:
     message_id = send(client, boot.inbox_id)
     url = f"{both(boot, message_id)[1]}/forward"
-    for scopes, status in ((("send",), 403), (("read",), 403), (("read", "send"), 200)):
+    # It sends the sandbox's content elsewhere: neither an app's send-only token nor a
+    # viewer may, nor read+send without admin.
+    cases = ((("send",), 403), (("read",), 403), (("read", "send"), 403), (("admin",), 200))
+    for scopes, status in cases:
         token = services.db.write_sync(
             lambda conn, s=scopes: create_token(services, conn, boot.account_id, "t", s)
         )

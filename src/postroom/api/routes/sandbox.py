@@ -31,7 +31,7 @@ from postroom.api.docs import ForwardBody, InboxBody, MessageBody, ProjectBody, 
 from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
-from postroom.errors import Forbidden, ValidationFailed
+from postroom.errors import ValidationFailed
 from postroom.sandbox import forward, htmlcheck, inboxes, messages, spam
 from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
@@ -504,17 +504,16 @@ async def mail_headers(inbox_id: Id, message_id: Id, request: Request, caller: A
 
 @inbox_routes.post(
     MESSAGE + "/forward",
-    scope="send",
+    # Forwarding sends the message's content elsewhere: it takes the account's admin
+    # (read and send), so neither a send-only token (an app's) nor a viewer can use it to
+    # read the sandbox or to send.
+    scope="admin",
     summary="Forward a message to an address (through the installation's delivery)",
     openapi_extra=json_body(ForwardBody),
 )
 async def forward_message(
     inbox_id: Id, message_id: Id, request: Request, caller: Acting
 ) -> Response:
-    # Forwarding sends the message's content elsewhere: a send-only token (an app's)
-    # must not read the sandbox that way, so it needs read access as well.
-    if not {"read", "admin"} & caller.principal.scopes:
-        raise Forbidden("read")
     email = forward.recipient(await read_json(request, BODY_LIMIT))
     client_ip = request.client.host if request.client else None
     ids = (inbox_id, message_id)
