@@ -18,6 +18,7 @@ parent's death on their own (cli/child.py) and stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -79,11 +80,10 @@ class Supervisor:
             close_fds=True,
         )
         assert proc.stdin is not None
-        try:
+        # A child that died at once closed the pipe: the watch loop restarts it.
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(self.payload(child.index))
             proc.stdin.close()
-        except BrokenPipeError:  # it died at once; the watch loop restarts it
-            pass
         child.proc, child.started = proc, self.clock()
         log.info("child %d started (pid %d)", child.index, proc.pid)
 

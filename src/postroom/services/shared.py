@@ -17,6 +17,7 @@ reconnects after a Redis failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -79,11 +80,10 @@ class Invalidations:
                 log.warning("cache invalidation channel failed; reconnecting")
                 await asyncio.sleep(RECONNECT_SECONDS)
             finally:
-                try:
+                # The connection may be gone already: closing is best effort.
+                with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
                     await client.aclose()
-                except (RedisError, OSError):
-                    pass
 
     def _handle(self, data: bytes, forget: Callable[[str, Any], None]) -> None:
         try:

@@ -16,6 +16,7 @@ Blocking calls: run :meth:`Leadership.try_lead` in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zlib
 
@@ -81,8 +82,8 @@ class Leadership:
         self.leading = False
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.invalidate()  # a pooled connection would keep the session (and lock)
+            # A pooled connection would keep the session (and the lock); a dead one
+            # has lost both already.
+            with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()
                 conn.close()
-            except SQLAlchemyError:
-                pass
