@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from starlette.testclient import TestClient
 
 from logseed import happen, other_account, send
@@ -17,7 +18,14 @@ from postroom.clock import FrozenClock
 from postroom.domain.events import EventKind
 from postroom.services import Services, retention, rollups
 from postroom.services.accounts import Bootstrap
-from postroom.storage.tables import deliveries, events, message_bodies, messages, stats_daily
+from postroom.storage.tables import (
+    deliveries,
+    events,
+    message_bodies,
+    messages,
+    stats_daily,
+    webhook_outbox,
+)
 from postroom.workers.scheduler import Scheduler
 
 DAY = 86400.0
@@ -76,7 +84,7 @@ def test_bodies_then_logs_expire_and_queued_mail_stays(
     swept = asyncio.run(retention.enforce(services))
     assert swept.messages == 4
     assert _count(services, messages) == 1 and _count(services, deliveries) == 1
-    # (Events that name no message, such as audit entries for webhooks, are not logs.)
+    # (Events that name no message have their own sweep: the last test.)
     of_messages = select(events.c.message_id).where(events.c.message_id.is_not(None))
     remaining = services.db.read_sync(lambda c: c.execute(of_messages).all())
     assert {r[0] for r in remaining} == {queued}
@@ -141,3 +149,40 @@ def test_retention_api(services: Services, client: TestClient, boot: Bootstrap) 
     other_id, _ = other_account(services)
     assert client.get(f"/api/accounts/{other_id}/retention").status_code == 404
     assert client.patch(f"/api/accounts/{other_id}/retention", json={}).status_code == 404
+
+
+def test_events_of_no_message_expire_with_the_logs(services: Services, clock: FrozenClock) -> None:
+    """Audit, domain and suppression events grow with use; they go with the logs of their
+    age once the stats have read them, unless a webhook outbox row still waits for them."""
+
+    def loose(conn: Connection, event_id: str, kind: EventKind = EventKind.AUDIT) -> None:
+        conn.execute(
+            events.insert().values(
+                event_id=event_id,
+                account_id=1,
+                kind=kind.value,
+                message_id=None,
+                details={},
+                created_at=clock.now(),
+            )
+        )
+
+    services.db.write_sync(lambda c: loose(c, "loose-1"))
+    services.db.write_sync(lambda c: loose(c, "loose-2"))
+    services.db.write_sync(lambda c: loose(c, "failed", EventKind.DOMAIN_FAILED))
+    services.db.write_sync(
+        lambda c: c.execute(
+            webhook_outbox.insert().values(event_id="loose-2", account_id=1, created_at=clock.now())
+        )
+    )
+    asyncio.run(retention.set_policy(services, 1, {"log_retention_days": 2}))
+    clock.advance(DAY)
+    asyncio.run(rollups.consume(services))
+    assert asyncio.run(retention.enforce(services)).events == 0  # younger than the logs kept
+
+    clock.advance(2 * DAY)
+    assert asyncio.run(retention.enforce(services)).events == 1
+    left = services.db.read_sync(lambda c: c.execute(select(events.c.event_id)).scalars().all())
+    assert "loose-1" not in left
+    assert "loose-2" in left  # a webhook still waits for it
+    assert "failed" in left  # the "verification lost" alert reads it

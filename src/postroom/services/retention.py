@@ -4,7 +4,9 @@ Two policies per account (null: the installation's default in ``settings.insight
 ``log_retention_days`` removes whole messages (deliveries, events, bodies) and
 ``body_retention_days`` only the raw bodies, which are the bulk of the bytes; body
 retention is never longer than log retention in effect. The stats rollups are kept: they
-hold no message content.
+hold no message content. Events that belong to no kept message (domain, alert, quota,
+suppression and audit events, which feed webhooks) go with the logs of their age, once
+the stats have folded them and no webhook still waits for them.
 
 The scheduler calls :func:`enforce`; each batch is one short transaction of at most
 ``retention_batch`` messages, and a round does at most ``retention_batches`` of them, so
@@ -15,6 +17,7 @@ Messages with a delivery still queued are left alone (the worker needs their bod
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -47,6 +50,7 @@ class Policy:
 class Swept:
     messages: int = 0
     bodies: int = 0
+    events: int = 0
 
 
 def effective(services: Services, log_days: int | None, body_days: int | None) -> Policy:
@@ -80,8 +84,14 @@ async def enforce(services: Services) -> Swept:
         body_before = now - timedelta(days=policy.effective_body_days)
         swept.messages += await _sweep(services, account_id, log_before, cursor, budget, False)
         swept.bodies += await _sweep(services, account_id, body_before, cursor, budget, True)
-    if swept.messages or swept.bodies:
-        log.info("retention removed %d message(s) and %d body(ies)", swept.messages, swept.bodies)
+        swept.events += await _sweep_events(services, account_id, log_before, cursor, budget)
+    if swept.messages or swept.bodies or swept.events:
+        log.info(
+            "retention removed %d message(s), %d body(ies) and %d other event(s)",
+            swept.messages,
+            swept.bodies,
+            swept.events,
+        )
     return swept
 
 
@@ -93,23 +103,48 @@ async def _sweep(
     budget: _Budget,
     bodies: bool,
 ) -> int:
-    """Remove messages (or only bodies) older than ``before``, a batch per transaction."""
+    """Remove messages (or only bodies) older than ``before``."""
+    find = partial(
+        repo.old_messages,
+        account_id=account_id,
+        before=before,
+        cursor=cursor,
+        limit=services.settings.insights.retention_batch,
+        with_body=bodies,
+    )
+    remove = repo.delete_bodies if bodies else repo.delete_messages
+    return await _in_batches(services, budget, find, remove)
+
+
+async def _sweep_events(
+    services: Services, account_id: int, before: datetime, cursor: int, budget: _Budget
+) -> int:
+    """Remove events older than ``before`` that no kept message owns."""
+    find = partial(
+        repo.old_loose_events,
+        account_id=account_id,
+        before=before,
+        cursor=cursor,
+        limit=services.settings.insights.retention_batch,
+    )
+    return await _in_batches(services, budget, find, repo.delete_events)
+
+
+async def _in_batches(
+    services: Services,
+    budget: _Budget,
+    find: Callable[[Connection], Sequence[Any]],
+    remove: Callable[..., int],
+) -> int:
+    """Find and remove a batch per transaction until none is left or the round's budget
+    is spent."""
     size = services.settings.insights.retention_batch
     removed = 0
     while budget.left > 0:
         budget.left -= 1
-        find = partial(
-            repo.old_messages,
-            account_id=account_id,
-            before=before,
-            cursor=cursor,
-            limit=size,
-            with_body=bodies,
-        )
         ids = await services.db.read(find)
         if not ids:
             break
-        remove = repo.delete_bodies if bodies else repo.delete_messages
         removed += await services.db.write(partial(remove, ids=ids))
         if len(ids) < size:
             break

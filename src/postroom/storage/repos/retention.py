@@ -15,6 +15,7 @@ from sqlalchemy import delete, exists, not_, select
 from sqlalchemy.engine import Connection
 
 from postroom.domain.deliveries import DeliveryState
+from postroom.domain.events import EventKind
 from postroom.storage.tables import (
     accounts,
     deliveries,
@@ -22,6 +23,7 @@ from postroom.storage.tables import (
     message_bodies,
     messages,
     tracked_links,
+    webhook_outbox,
 )
 
 
@@ -77,6 +79,37 @@ def delete_messages(conn: Connection, ids: Sequence[str]) -> int:
     conn.execute(delete(tracked_links).where(tracked_links.c.message_id.in_(ids)))
     conn.execute(delete(deliveries).where(deliveries.c.message_id.in_(ids)))
     result = conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+def old_loose_events(
+    conn: Connection, account_id: int, before: datetime, cursor: int, limit: int
+) -> list[int]:
+    """Row ids of up to ``limit`` events created before ``before`` that belong to no
+    message still kept: domain, alert, quota, suppression and audit events, and events
+    whose message is gone. Only events the stats have folded and that no webhook outbox
+    row still waits for qualify. ``domain_failed`` events stay: the "verification lost"
+    alert reads them for as long as the domain stays unverified."""
+    of_kept_delivery = exists().where(deliveries.c.id == events.c.message_id)
+    awaited = exists().where(webhook_outbox.c.event_id == events.c.event_id)
+    query = (
+        select(events.c.id)
+        .where(
+            events.c.account_id == account_id,
+            events.c.created_at < before,
+            events.c.id <= cursor,
+            not_(of_kept_delivery),
+            not_(awaited),
+            events.c.kind != EventKind.DOMAIN_FAILED.value,
+        )
+        .order_by(events.c.created_at)
+        .limit(limit)
+    )
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def delete_events(conn: Connection, ids: Sequence[int]) -> int:
+    result = conn.execute(delete(events).where(events.c.id.in_(ids)))
     return int(result.rowcount or 0)
 
 
