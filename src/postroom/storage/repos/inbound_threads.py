@@ -47,6 +47,12 @@ def touch_thread(conn: Connection, thread_id: int, at: datetime) -> None:
     )
 
 
+def set_subject(conn: Connection, thread_id: int, subject: str) -> None:
+    conn.execute(
+        update(inbound_threads).where(inbound_threads.c.id == thread_id).values(subject=subject)
+    )
+
+
 def threads_by_keys(conn: Connection, inbox_id: int, keys: Sequence[str]) -> list[int]:
     """The threads (oldest first) of the inbox holding any of ``keys``."""
     if not keys:
