@@ -198,7 +198,8 @@ def test_reply_reply_all_and_forward(
     attached = (
         "Content-Type: multipart/mixed; boundary=B\r\n\r\n"
         "--B\r\nContent-Type: text/plain\r\n\r\nSee the invoice.\r\n"
-        '--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="inv.pdf"\r\n'
+        "--B\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="inv.pdf"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--B--\r\n"
     )
     raw = _mail(

@@ -71,9 +71,9 @@ def assign(
         repo.touch_thread(conn, thread_id, now)
         # A reply that came first named the thread "Re: …"; its root, arriving, renames it.
         current = repo.thread(conn, inbox_id, thread_id)
-        if current and threading.is_answer_subject(current["subject"]):
-            if subject and not threading.is_answer_subject(subject):
-                repo.set_subject(conn, thread_id, subject)
+        renames = current is not None and threading.is_answer_subject(current["subject"])
+        if renames and subject and not threading.is_answer_subject(subject):
+            repo.set_subject(conn, thread_id, subject)
     known = repo.known_keys(conn, inbox_id, keys)
     repo.insert_keys(conn, inbox_id, thread_id, [k for k in keys if k not in known])
     repo.set_message_thread(conn, message_id, thread_id)
