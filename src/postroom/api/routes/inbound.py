@@ -12,6 +12,9 @@ brings its mail here; also ``GET …/inbound/setup``); a message shows ``spam_sc
 ``raw_message_url`` and attachments' ``download_url`` are Postroom routes read with the
 same token (``…/messages/{id}/raw``, ``…/messages/{id}/attachments/{attachment_id}``);
 they do not expire (``*_expires_at`` null). Reading needs ``read``, changing ``admin``.
+A message also shows ``rfc_message_id`` (the SDK's name), ``thread_id`` and ``forwards``.
+Threads and answers are :mod:`postroom.api.routes.inbound_threads`, forward rules
+:mod:`postroom.api.routes.inbound_rules`.
 """
 
 from __future__ import annotations
