@@ -20,7 +20,14 @@ from postroom.config import DeliveryMode
 from postroom.services import Services, inbound_threads
 from postroom.services.accounts import Bootstrap
 from postroom.storage.repos import messages as message_repo
-from postroom.storage.tables import deliveries, inbound_messages
+from postroom.storage.tables import (
+    deliveries,
+    inbound_forward_rules,
+    inbound_messages,
+    inbound_sent,
+    inbound_thread_keys,
+)
+from postroom.storage.tables import inbound_threads as inbound_threads_t
 
 
 @pytest.fixture(autouse=True)
@@ -479,3 +486,20 @@ def test_forward_rules_forward_new_mail_without_loops(
         ).scalar()
     )
     assert stored[0]["status"] == "rejected" and "verified sending domain" in stored[0]["reason"]
+
+    # The folder goes with its inbox's threads, keys, rules and answers' records.
+    services.settings.delivery.mode = DeliveryMode.SANDBOX
+    first = byid["<f1@sender.example>"]
+    answered = client.post(
+        f"/api/inbound/inboxes/{inbox['id']}/messages/{first['id']}/reply", json={"text": "ok"}
+    )
+    assert answered.status_code == 200
+    assert client.delete(f"/api/inbound/folders/{inbox['folder_id']}").status_code == 204
+
+    def left(conn: Any) -> list[int]:
+        tables = (inbound_threads_t, inbound_thread_keys, inbound_sent, inbound_forward_rules)
+        return [
+            len(list(conn.execute(select(t).where(t.c.inbox_id == inbox["id"])))) for t in tables
+        ]
+
+    assert services.db.read_sync(left) == [0, 0, 0, 0]
