@@ -474,6 +474,13 @@ class InboundMailSettings(BaseModel):
     enforce_dmarc_reject: bool = Field(
         True, description="Refuse mail failing DMARC of a sender domain with p=reject."
     )
+    max_forward_hops: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Forward rules do not forward a message that Postroom's forwards already "
+        "carried this many times (its X-Postroom-Forwarded header): no forwarding loops.",
+    )
 
     def inbound_domain(self, mail_host: str) -> str:
         return (self.domain or f"inbound.{mail_host}").lower()

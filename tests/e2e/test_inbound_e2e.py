@@ -4,7 +4,8 @@ The server resolves through a real name server on loopback (``POSTROOM_DNS__SERV
 that publishes the sender's SPF and DMARC records. The SDK's ``inbound_api`` makes a
 folder and an inbox; a message is mailed over SMTP to the inbox's address on the inbound
 listener ``serve`` runs; the SDK lists it, fetches it (bodies, SPF verdict) and deletes
-it, then removes the inbox and the folder.
+it, then removes the inbox and the folder. A second test drives every thread,
+forward-rule and reply/reply-all/forward method.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ import pytest
 from mailtrap.exceptions import APIError
 from mailtrap.models.inbound import (
     CreateInboundFolderParams,
+    CreateInboundForwardRuleParams,
     CreateInboundInboxParams,
+    ForwardInboundMessageParams,
+    InboundForwardRuleConditionParams,
+    InboundForwardRuleDestination,
+    ReplyInboundMessageParams,
     UpdateInboundFolderParams,
+    UpdateInboundForwardRuleParams,
     UpdateInboundInboxParams,
 )
 from server import Instance, Store, TlsFiles, run_cli, start_server
@@ -127,3 +134,107 @@ def test_sdk_drives_inbound_and_mail_arrives(
     assert api.folders.delete(folder.id).id == folder.id
     with pytest.raises(APIError):
         api.folders.get_by_id(folder.id)
+
+
+def test_sdk_threads_forward_rules_and_answers(
+    dns_instance: Instance, dns_server: LocalDnsServer
+) -> None:
+    """Every thread, forward-rule and reply/forward method of the SDK, over HTTPS; the
+    server is in its default sandbox delivery mode, so answers and forwards are accepted
+    with any From and captured, never sent anywhere."""
+    dns_server.add_txt("sender.example", "v=spf1 ip4:127.0.0.1 -all")
+    api = mt.MailtrapClient(token=dns_instance.token).inbound_api
+    folder = api.folders.create(CreateInboundFolderParams(name="Threads"))
+    inbox = api.inboxes.create(folder.id, CreateInboundInboxParams(name="Desk"))
+
+    rules = api.forward_rules
+    rule = rules.create(
+        inbox.id,
+        CreateInboundForwardRuleParams(
+            name="From Alice",
+            conditions=[
+                InboundForwardRuleConditionParams(
+                    match_type="sender", operator="contains", value="alice@"
+                )
+            ],
+            destinations=[InboundForwardRuleDestination(email="archive@dest.example")],
+        ),
+    )
+    assert rule.name == "From Alice" and rule.conditions[0].operator == "contains"
+    assert [r.id for r in rules.get_list(inbox.id)] == [rule.id]
+    assert rules.get_by_id(inbox.id, rule.id).destinations[0].email == "archive@dest.example"
+    renamed = rules.update(inbox.id, rule.id, UpdateInboundForwardRuleParams(name="Alice"))
+    assert renamed.name == "Alice" and renamed.destinations == rule.destinations
+
+    def mail(message_id: str, subject: str, extra: str = "") -> str:
+        return (
+            "From: Alice <alice@sender.example>\r\n"
+            f"To: {inbox.address}\r\n"
+            "Cc: bob@elsewhere.example\r\n"
+            f"Subject: {subject}\r\n"
+            "Date: Mon, 07 Dec 2026 00:00:00 +0000\r\n"
+            f"Message-ID: {message_id}\r\n"
+            f"{extra}"
+            "\r\n"
+            "Where is my order?\r\n"
+        )
+
+    with smtplib.SMTP("127.0.0.1", _inbound_port(dns_instance), timeout=30) as smtp:
+        smtp.ehlo("mx.sender.example")
+        smtp.sendmail(
+            "alice@sender.example", [inbox.address], mail("<t1@sender.example>", "Order 7")
+        )
+        follow = "In-Reply-To: <t1@sender.example>\r\nReferences: <t1@sender.example>\r\n"
+        smtp.sendmail(
+            "alice@sender.example",
+            [inbox.address],
+            mail("<t2@sender.example>", "Re: Order 7", follow),
+        )
+
+    threads = api.threads.get_list(inbox.id)
+    assert threads.total_count == 1 and threads.last_id is None
+    [summary] = threads.data
+    assert summary.subject == "Order 7" and summary.message_count == 2
+    assert api.threads.get_list(inbox.id, search="nothing like it").data == []
+    first = api.messages.get_list(inbox.id).data[-1]
+    assert first.thread_id == summary.id
+    detail = api.messages.get_by_id(inbox.id, first.id)
+    [outcome] = detail.forwards
+    assert (outcome.status, outcome.destination, outcome.rule_id) == (
+        "forwarded",
+        "archive@dest.example",
+        rule.id,
+    )
+
+    replied = api.messages.reply(inbox.id, first.id, ReplyInboundMessageParams(text="On its way"))
+    everyone = api.messages.reply_all(
+        inbox.id, first.id, ReplyInboundMessageParams(html="<p>Shipped</p>")
+    )
+    forwarded = api.messages.forward(
+        inbox.id,
+        first.id,
+        ForwardInboundMessageParams(to=[mt.Address(email="ops@dest.example")], text="FYI"),
+    )
+    # One message id per recipient, as the sending API: reply-all copies Bob.
+    assert [len(r.message_ids) for r in (replied, everyone, forwarded)] == [1, 2, 1]
+
+    thread = api.threads.get_by_id(inbox.id, summary.id)
+    assert [m.direction for m in thread.messages] == ["inbound"] * 2 + ["outbound"] * 3
+    assert thread.messages[0].text_body and "Where is my order?" in thread.messages[0].text_body
+    sent = thread.messages[2]
+    assert sent.id == replied.message_ids[0] and sent.subject == "Re: Order 7"
+    assert sent.in_reply_to == "<t1@sender.example>" and sent.to == ["alice@sender.example"]
+    assert sent.delivery is not None and sent.delivery.to == "alice@sender.example"
+    assert thread.messages[3].cc == ["bob@elsewhere.example"]
+    assert thread.messages[4].subject == "Fwd: Order 7" and thread.messages[4].to == [
+        "ops@dest.example"
+    ]
+    assert thread.last_message_id == forwarded.message_ids[0] and thread.last_sent_at
+
+    assert api.threads.delete(inbox.id, summary.id).id == summary.id
+    with pytest.raises(APIError):
+        api.threads.get_by_id(inbox.id, summary.id)
+    assert api.messages.get_list(inbox.id).total_count == 0
+    assert rules.delete(inbox.id, rule.id).id == rule.id
+    assert rules.get_list(inbox.id) == []
+    api.folders.delete(folder.id)

@@ -23,6 +23,7 @@ tokens are checked on those too, with the scope they must need (:func:`_scope`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import warnings
@@ -39,7 +40,7 @@ from postroom.api.app import create_app
 from postroom.api.families import SCOPE_KEY
 from postroom.domain import access
 from postroom.domain.access import Permission
-from postroom.services import Services
+from postroom.services import Services, inbound_mail
 from postroom.services import tokens as token_service
 from postroom.services.accounts import Bootstrap, bootstrap
 from postroom.storage import tables
@@ -100,6 +101,30 @@ def _token(services: Services, account_id: int, name: str, **kind: Any) -> str:
         return token_service.insert(services, conn, account_id, name, **kind).value
 
     return services.db.write_sync(run)
+
+
+def _inbound(services: Services, client: TestClient, base: str, folder_id: int) -> tuple[int, int]:
+    """A thread (one received message) and a forward rule of a victim's inbound inbox."""
+    inbox = _ok(client.post(f"{base}/folders/{folder_id}/inboxes", json={"name": MARKER}))
+    rule = _ok(
+        client.post(
+            f"{base}/inboxes/{inbox['id']}/forward_rules",
+            json={"name": MARKER, "destinations": [{"email": f"{MARKER}@example.net"}]},
+        )
+    )["data"]
+    services.settings.inbound.check_authentication = False
+    raw = (
+        f"From: {MARKER}@example.org\r\nTo: {inbox['address']}\r\nSubject: {MARKER}\r\n"
+        f"Message-ID: <{MARKER}@example.org>\r\n\r\n{MARKER}\r\n"
+    ).encode()
+    row = asyncio.run(inbound_mail.inbox_for_address(services, inbox["address"]))
+    assert row is not None
+    received = asyncio.run(
+        inbound_mail.receive(services, [row], raw, client_ip="", helo="", mail_from="")
+    )
+    [thread] = client.get(f"{base}/inboxes/{inbox['id']}/threads").json()["data"]
+    assert received.message_ids
+    return int(thread["id"]), int(rule["id"])
 
 
 @pytest.fixture
@@ -192,6 +217,7 @@ def world(services: Services) -> Iterator[World]:
         )
         contact_export = _ok(client.post(f"{contacts}/exports", json={"filters": []}))
         folder = _ok(client.post(f"{base}/inbound/folders", json={"name": f"{MARKER} folder"}))
+        thread_id, rule_id = _inbound(services, client, f"{base}/inbound", folder["id"])
         webhook = _ok(
             client.post(
                 f"{base}/webhooks",
@@ -229,6 +255,8 @@ def world(services: Services) -> Iterator[World]:
             "import_id": contact_import["id"],
             "export_id": contact_export["id"],
             "folder_id": folder["id"],
+            "thread_id": thread_id,
+            "rule_id": rule_id,
             "webhook_id": webhook["id"],
         }
         attacker = services.db.write_sync(

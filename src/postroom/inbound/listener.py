@@ -15,7 +15,8 @@ accepted mail is parsed and dropped.
 
 It also receives the mail of inbound inboxes (``<inbox>@<inbound domain>``,
 :mod:`postroom.services.inbound_mail`): held to ``inbound.max_message_bytes`` (552),
-checked (SPF, DKIM, DMARC, spam score; 550 5.7.1 when refused) and stored. A message for
+checked (SPF, DKIM, DMARC, spam score; 550 5.7.1 when refused), stored, and forwarded by
+the inbox's forward rules (:mod:`postroom.services.inbound_rules`). A message for
 inboxes and for bounce addresses at once is handled by both.
 """
 
@@ -34,7 +35,7 @@ from postroom.mta import listen
 from postroom.net import budget
 from postroom.net.acceptor import Acceptor
 from postroom.net.gate import ConnectionGate, Slot
-from postroom.services import Services, bounces, hits, inbound_mail
+from postroom.services import Services, bounces, hits, inbound_mail, inbound_rules
 
 log = logging.getLogger("postroom.inbound")
 _CHECK_INLINE_BYTES = 64 * 1024
@@ -171,6 +172,12 @@ class InboundHandler:
             ",".join(map(str, received.message_ids)),
             received.spam_score,
         )
+        try:
+            await inbound_rules.forward_received(self.services, received)
+        except Exception as error:
+            # Stored is stored: the sender must not send it again because a forward failed.
+            if not isinstance(error, StoreUnavailable):
+                log.exception("forward rules of inbound mail from %s not run", envelope.mail_from)
         return "250 2.0.0 OK"
 
 

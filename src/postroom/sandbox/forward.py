@@ -17,10 +17,11 @@ from postroom.domain.addresses import is_valid_email
 from postroom.domain.rawmail import Unacceptable
 from postroom.domain.streams import Stream
 from postroom.domain.submitted import Refused, parse_submission
-from postroom.errors import Unauthorized, ValidationFailed
+from postroom.errors import ValidationFailed
 from postroom.sandbox import messages
 from postroom.services import Services
-from postroom.services.accept import Origin, accept_message
+from postroom.services.accept import Origin
+from postroom.services.resend import send_as_account
 
 FORWARDED = "Your email message has been successfully forwarded"
 
@@ -58,12 +59,4 @@ async def forward(
     except (Refused, Unacceptable) as exc:
         raise ValidationFailed([f"the message cannot be forwarded: {exc}"]) from None
     origin = Origin(account_id, Stream.TRANSACTIONAL, client_ip)
-    try:
-        return await accept_message(services, origin, draft)
-    except Unauthorized:
-        raise ValidationFailed(
-            [
-                "the message's From domain is not a verified sending domain of this "
-                "account, so it cannot be forwarded for real delivery"
-            ]
-        ) from None
+    return await send_as_account(services, origin, draft, doing="forwarded")

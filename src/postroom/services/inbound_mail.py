@@ -12,7 +12,8 @@ Receiving (:func:`receive`), in order: the message is parsed
 ``p=reject`` (when ``inbound.enforce_dmarc_reject``) and a score at or above
 ``inbound.spam_threshold`` are refused (550 5.7.1) and nothing is stored. Otherwise, in one
 transaction per message: the message is stored in each inbox it was addressed to, each
-inbox keeps its newest ``inbound.max_messages_per_inbox``, and an ``inbound_received``
+inbox keeps its newest ``inbound.max_messages_per_inbox``, the message joins its thread
+(:mod:`postroom.services.inbound_threads`), and an ``inbound_received``
 event (details ``inbox_id``, ``inbound_message_id``) is recorded for each, which
 ``inbound_receiving`` webhooks deliver. The size limit (``inbound.max_message_bytes``) is
 the listener's.
@@ -32,8 +33,9 @@ from postroom.domain import inboundmail
 from postroom.domain.events import EventKind
 from postroom.errors import Conflict, NotFound
 from postroom.events.recorder import event_row
-from postroom.services import Services, mailauth
+from postroom.services import Services, inbound_threads, mailauth
 from postroom.storage.repos import inbound_mail as repo
+from postroom.storage.repos import inbound_threads as thread_repo
 from postroom.storage.repos import messages as message_repo
 
 NAME_MAX = 100
@@ -266,6 +268,7 @@ async def delete_message(
         if repo.message(conn, inbox_id, message_id) is None:
             raise NotFound("inbound message")
         repo.delete_message(conn, message_id)
+        thread_repo.delete_empty_threads(conn, inbox_id)
 
     await services.db.write(run)
 
@@ -286,6 +289,10 @@ class Received:
     message_ids: list[int]
     spam_score: float
     auth: dict[str, Any]
+    # (inbox row, message id) of each stored copy, and the parsed summary they share:
+    # what the inbox's forward rules look at (postroom.services.inbound_rules).
+    stored: list[tuple[dict[str, Any], int]]
+    summary: dict[str, Any]
 
 
 async def receive(
@@ -313,8 +320,8 @@ async def receive(
     now = services.clock.now()
     unique = list({int(i["id"]): i for i in inboxes}.values())
 
-    def run(conn: Connection) -> list[int]:
-        made: list[int] = []
+    def run(conn: Connection) -> list[tuple[dict[str, Any], int]]:
+        made: list[tuple[dict[str, Any], int]] = []
         event_rows = []
         for inbox in unique:
             found = repo.inbox(conn, int(inbox["account_id"]), int(inbox["id"]))
@@ -334,8 +341,10 @@ async def receive(
                     "received_at": now,
                 },
             )
-            repo.trim(conn, int(found["id"]), cfg.max_messages_per_inbox)
-            made.append(message_id)
+            inbound_threads.assign(conn, found, message_id, summary, now)
+            if repo.trim(conn, int(found["id"]), cfg.max_messages_per_inbox):
+                thread_repo.delete_empty_threads(conn, int(found["id"]))
+            made.append((found, message_id))
             event_rows.append(
                 event_row(
                     services.ids,
@@ -351,5 +360,5 @@ async def receive(
         message_repo.insert_events(conn, event_rows)
         return made
 
-    ids = await services.db.write(run)
-    return Received(ids, score, auth)
+    stored = await services.db.write(run)
+    return Received([m for _, m in stored], score, auth, stored, summary)

@@ -794,7 +794,81 @@ inbound_messages = Table(
     Column("size", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
     Column("received_at", Stamp, nullable=False),
+    # Its conversation (inbound_threads; postroom.services.inbound_threads) and what its
+    # inbox's forward rules did with it ([{rule_id, destination, status, …}], the SDK's
+    # InboundForwardOutcome), once they ran.
+    Column("thread_id", BigInteger, nullable=True),
+    Column("forwards", JSON, nullable=True),
     Index("ix_inbound_messages_inbox", "inbox_id", "id"),
+    Index("ix_inbound_messages_thread", "thread_id", "id"),
+)
+
+inbound_threads = Table(
+    "inbound_threads",
+    metadata,
+    # A conversation of one inbox: received messages and the answers sent from it.
+    # ``subject_key`` is the normalized subject (domain/threading.py's fallback).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("inbox_id", ForeignKey("inbound_inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("subject_key", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("last_activity_at", Stamp, nullable=False),
+    Index("ix_inbound_threads_activity", "inbox_id", "last_activity_at", "id"),
+    Index("ix_inbound_threads_subject", "inbox_id", "subject_key"),
+)
+
+inbound_thread_keys = Table(
+    "inbound_thread_keys",
+    metadata,
+    # Message-IDs seen in a thread (its messages' own and those they answer): a message
+    # naming one of them joins that thread.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("inbox_id", ForeignKey("inbound_inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("thread_id", ForeignKey("inbound_threads.id", ondelete="CASCADE"), nullable=False),
+    Column("rfc_id", String(255), nullable=False),
+    UniqueConstraint("inbox_id", "rfc_id", name="uq_inbound_thread_keys_inbox_rfc_id"),
+    Index("ix_inbound_thread_keys_thread", "thread_id"),
+)
+
+inbound_sent = Table(
+    "inbound_sent",
+    metadata,
+    # A reply, reply-all or forward sent from an inbox through the API (accept_message):
+    # ``message_id`` is the sending message id (deliveries.id of its first recipient),
+    # ``summary`` what the thread shows (addresses, subject, bodies, attachment facts).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("inbox_id", ForeignKey("inbound_inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("thread_id", BigInteger, nullable=True),
+    Column("source_message_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_inbound_sent_thread", "thread_id", "id"),
+    Index("ix_inbound_sent_inbox", "inbox_id", "id"),
+)
+
+inbound_forward_rules = Table(
+    "inbound_forward_rules",
+    metadata,
+    # Forward each newly received message of the inbox that meets ``conditions`` to
+    # ``destinations`` (postroom.services.inbound_rules). ``from_email``/``from_name``:
+    # the From of forwards (Postroom's addition; default the inbox's address).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("inbox_id", ForeignKey("inbound_inboxes.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("conditions", JSON, nullable=False),
+    Column("destinations", JSON, nullable=False),
+    Column("from_email", String(320), nullable=True),
+    Column("from_name", String(200), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_inbound_forward_rules_inbox", "inbox_id", "id"),
 )
 
 webhooks = Table(

@@ -12,6 +12,9 @@ brings its mail here; also ``GET …/inbound/setup``); a message shows ``spam_sc
 ``raw_message_url`` and attachments' ``download_url`` are Postroom routes read with the
 same token (``…/messages/{id}/raw``, ``…/messages/{id}/attachments/{attachment_id}``);
 they do not expire (``*_expires_at`` null). Reading needs ``read``, changing ``admin``.
+A message also shows ``rfc_message_id`` (the SDK's name), ``thread_id`` and ``forwards``.
+Threads and answers are :mod:`postroom.api.routes.inbound_threads`, forward rules
+:mod:`postroom.api.routes.inbound_rules`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ routes = Routes(router, "/inbound")
 BODY_LIMIT = 16 * 1024
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -68,21 +71,25 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
         "reply_to": summary.get("reply_to"),
         "subject": summary.get("subject"),
         "message_id": summary.get("message_id"),
+        "rfc_message_id": summary.get("message_id"),  # the Python SDK's name for it
         "in_reply_to": summary.get("in_reply_to"),
         "references": summary.get("references") or [],
         "headers": summary.get("headers") or {},
         "size": int(row["size"]),
         "html_size": int(summary.get("html_size") or 0),
         "text_size": int(summary.get("text_size") or 0),
-        "received_at": _iso(row["received_at"]),
+        "received_at": iso(row["received_at"]),
+        "thread_id": str(row["thread_id"]) if row.get("thread_id") is not None else None,
         "attachments": summary.get("attachments") or [],
+        "forwards": row.get("forwards") or [],
         "spam_score": float(row["spam_score"]),
         "spam_rules": auth.pop("spam_rules", []),
         "authentication": auth,
     }
 
 
-def _base(request: Request, account_id: int, inbox_id: int, message_id: int) -> str:
+def message_link(request: Request, account_id: int, inbox_id: int, message_id: int) -> str:
+    """The API URL of a received message (its raw and attachment links start with it)."""
     base = services_of(request).settings.server.public_url or str(request.base_url)
     return (
         f"{base.rstrip('/')}/api/accounts/{account_id}/inbound/inboxes/{inbox_id}"
@@ -92,7 +99,7 @@ def _base(request: Request, account_id: int, inbox_id: int, message_id: int) -> 
 
 def detail_json(request: Request, account_id: int, shown: inbound_mail.Shown) -> dict[str, Any]:
     row = shown.row
-    link = _base(request, account_id, int(row["inbox_id"]), int(row["id"]))
+    link = message_link(request, account_id, int(row["inbox_id"]), int(row["id"]))
     out = message_json(row)
     out["attachments"] = [
         {

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from postroom.storage.repos import inbound_threads as thread_repo
 from postroom.storage.repos import insert_id
 from postroom.storage.tables import inbound_folders, inbound_inboxes, inbound_messages
 
@@ -42,6 +43,7 @@ def rename_folder(conn: Connection, folder_id: int, name: str) -> None:
 def delete_folder(conn: Connection, folder_id: int) -> None:
     inboxes = select(inbound_inboxes.c.id).where(inbound_inboxes.c.folder_id == folder_id)
     conn.execute(delete(inbound_messages).where(inbound_messages.c.inbox_id.in_(inboxes)))
+    thread_repo.delete_inbox_rows(conn, inboxes)
     conn.execute(delete(inbound_inboxes).where(inbound_inboxes.c.folder_id == folder_id))
     conn.execute(delete(inbound_folders).where(inbound_folders.c.id == folder_id))
 
@@ -82,6 +84,7 @@ def rename_inbox(conn: Connection, inbox_id: int, name: str) -> None:
 
 def delete_inbox(conn: Connection, inbox_id: int) -> None:
     conn.execute(delete(inbound_messages).where(inbound_messages.c.inbox_id == inbox_id))
+    thread_repo.delete_inbox_rows(conn, [inbox_id])
     conn.execute(delete(inbound_inboxes).where(inbound_inboxes.c.id == inbox_id))
 
 

@@ -71,3 +71,11 @@ def deliveries_for(conn: Connection, message_id: str) -> list[dict[str, Any]]:
         .order_by(deliveries.c.position)
     )
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def deliveries_by_ids(conn: Connection, delivery_ids: list[str]) -> list[dict[str, Any]]:
+    """The delivery rows with these ids (the contract's message ids), in no order."""
+    if not delivery_ids:
+        return []
+    query = select(deliveries).where(deliveries.c.id.in_(delivery_ids))
+    return [dict(r) for r in conn.execute(query).mappings()]
