@@ -129,6 +129,11 @@ def test_messages_analysis_and_forward_with_the_sdk(sandbox_instance: Instance) 
         "SELECT recipient FROM deliveries WHERE recipient = :r", r="qa@example.org"
     )
     assert [r.recipient for r in rows] == ["qa@example.org"]
+    # Counted on the inbox and in the billing cycle, as the SDK reads them.
+    assert testing.inboxes.get_by_id(iid).forwarded_messages_count == 1
+    general = _client(sandbox_instance).general_api
+    usage = general.billing.get_current_billing_usage(sandbox_instance.account_id)
+    assert usage.testing.usage.forwarded_messages_count.current == 1
 
     assert messages.delete(iid, mid).id == mid
     with pytest.raises(mt.APIError) as gone:
