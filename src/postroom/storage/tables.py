@@ -369,6 +369,10 @@ sandbox_messages = Table(
     Column("is_read", Boolean, nullable=False, default=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    # The DNS blocklist report (postroom.sandbox.blacklists), made after capture: NULL
+    # until the first check has finished.
+    Column("blacklists_report", JSON, nullable=True),
+    Column("blacklists_checked_at", Stamp, nullable=True),
     UniqueConstraint("inbox_id", "message_id", name="uq_sandbox_messages_inbox_message"),
     Index("ix_sandbox_messages_inbox", "inbox_id", "id"),
     sqlite_autoincrement=True,

@@ -240,6 +240,18 @@ def update_message(conn: Connection, message_id: int, **values: Any) -> None:
     )
 
 
+def store_blacklists_report(
+    conn: Connection, message_id: int, report: dict[str, Any], now: Any
+) -> None:
+    """Store a captured message's blocklist report (not a change the user made: the
+    message's ``updated_at`` stays)."""
+    conn.execute(
+        update(sandbox_messages)
+        .where(sandbox_messages.c.id == message_id)
+        .values(blacklists_report=report, blacklists_checked_at=now)
+    )
+
+
 def delete_message(conn: Connection, message_id: int) -> None:
     conn.execute(delete(sandbox_messages).where(sandbox_messages.c.id == message_id))
 

@@ -6,6 +6,7 @@ Revises: 0013
 ``sandbox_forwards`` records each forward of a captured message, so an inbox's
 ``forwarded_messages_count`` and the billing cycle's are counts of real forwards.
 Inboxes that forwarded before this revision have no record of it and start at 0.
+``sandbox_messages`` gains the DNS blocklist report, NULL until a message is checked.
 """
 
 from __future__ import annotations
@@ -50,9 +51,15 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_sandbox_forwards_account_created", ["account_id", "created_at"], unique=False
         )
+    with op.batch_alter_table("sandbox_messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("blacklists_report", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("blacklists_checked_at", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sandbox_messages", schema=None) as batch_op:
+        batch_op.drop_column("blacklists_checked_at")
+        batch_op.drop_column("blacklists_report")
     with op.batch_alter_table("sandbox_forwards", schema=None) as batch_op:
         batch_op.drop_index("ix_sandbox_forwards_account_created")
         batch_op.drop_index("ix_sandbox_forwards_inbox")
