@@ -86,9 +86,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     # Rate limits off: tests make bursts of calls; test_rate_limits.py turns them on.
+    # Blocklist checks off: reading a sandbox message would ask the system's resolver
+    # about public blocklists; tests that check turn them on against a loopback server.
     return Settings(
         storage={"data_dir": tmp_path / "data", "database_url": db_url},
         ratelimits={"enabled": False},
+        sandbox={"blacklist_checks": False},
     )
 
 

@@ -391,8 +391,25 @@ class TemplateSettings(BaseModel):
     )
 
 
+# DNS blocklists a captured message is checked against (zone → where a listing is looked
+# up by hand): the sender's registrable domain on the domain lists, the submitting
+# client's address on the IP lists.
+DOMAIN_BLOCKLISTS = {
+    "dbl.spamhaus.org": "https://check.spamhaus.org/",
+    "multi.surbl.org": "https://www.surbl.org/surbl-analysis",
+    "multi.uribl.com": "https://admin.uribl.com/",
+}
+IP_BLOCKLISTS = {
+    "zen.spamhaus.org": "https://check.spamhaus.org/",
+    "bl.spamcop.net": "https://www.spamcop.net/bl.shtml",
+    "b.barracudacentral.org": "https://www.barracudacentral.org/lookups",
+    "psbl.surriel.com": "https://psbl.org/",
+}
+
+
 class SandboxSettings(BaseModel):
-    """Sandbox message analysis: the spam scorer behind ``…/messages/{id}/spam_report``."""
+    """Sandbox message analysis: the spam scorer behind ``…/messages/{id}/spam_report``
+    and the DNS blocklist check behind messages' ``blacklists_report_info``."""
 
     spamc_path: str = Field(
         "spamc",
@@ -403,6 +420,37 @@ class SandboxSettings(BaseModel):
     spamd_port: int = Field(783, ge=1, le=65535, description="spamd's port (spamc -p).")
     spam_timeout_seconds: float = Field(
         30.0, gt=0, le=300, description="Longest a spam check may take before it fails."
+    )
+    blacklist_checks: bool = Field(
+        True,
+        description="Check each captured message's sender domain and client IP against "
+        "DNS blocklists (the message's `blacklists_report_info`), in the background when "
+        "the message is first read, through the `dns` resolver; off: the field is `false` "
+        "and nothing is looked up.",
+    )
+    blacklist_domain_lists: dict[str, str] = Field(
+        default_factory=lambda: dict(DOMAIN_BLOCKLISTS),
+        description="Domain blocklists the sender's registrable domain is looked up in: "
+        "DNS zone → the page where a listing can be checked by hand (the report's `url`).",
+    )
+    blacklist_ip_lists: dict[str, str] = Field(
+        default_factory=lambda: dict(IP_BLOCKLISTS),
+        description="IP blocklists the submitting client's address is looked up in "
+        "(reversed octets, or nibbles for IPv6): DNS zone → the page to check a listing. "
+        "Loopback, private and other non-public addresses are never looked up.",
+    )
+    blacklist_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest one message's blocklist lookups (made concurrently) may "
+        "take; a list that has not answered by then is reported as an error.",
+    )
+    blacklist_retry_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How old an `error` result must be before the next read of the "
+        "message checks again.",
     )
 
 

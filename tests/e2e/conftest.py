@@ -27,6 +27,7 @@ import pytest
 from server import Instance, Store, TlsFiles, run_cli, start_server
 from sqlalchemy import create_engine, text
 
+from dnsserver import LocalDnsServer
 from tlsfiles import make_tls
 
 PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -86,10 +87,16 @@ def instance(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> I
 def sandbox_instance(
     tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles, spamd: int
 ) -> Iterator[Instance]:
-    """Like ``instance``, with spam reports scored by the session's real spamd."""
-    env = {"POSTROOM_SANDBOX__SPAMD_PORT": str(spamd)}
-    with _serving(tmp_path_factory, tls_files, env) as served:
-        yield served
+    """Like ``instance``, with spam reports scored by the session's real spamd, and
+    blocklist checks asking a loopback name server (which lists nothing)."""
+    with LocalDnsServer() as dns:
+        env = {
+            "POSTROOM_SANDBOX__SPAMD_PORT": str(spamd),
+            "POSTROOM_SANDBOX__BLACKLIST_CHECKS": "true",
+            "POSTROOM_DNS__SERVER": dns.address,
+        }
+        with _serving(tmp_path_factory, tls_files, env) as served:
+            yield served
 
 
 @pytest.fixture

@@ -80,6 +80,9 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # stats or suppressions requests a minute) would refuse; the limits have their own
     # tests (tests/integration/test_rate_limits.py).
     env["POSTROOM_RATELIMITS__ENABLED"] = "false"
+    # Reading a sandbox message would make the server ask the system's resolver about
+    # public DNS blocklists; the sandbox SDK tests point it at a loopback name server.
+    env["POSTROOM_SANDBOX__BLACKLIST_CHECKS"] = "false"
     env.update(extra or {})
     return env
 

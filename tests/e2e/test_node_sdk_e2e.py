@@ -7,6 +7,8 @@ to the sandbox with the SDK, then lists, shows, reads the attachments and bodies
 marks read and deletes the captured message, all with the id as JavaScript parsed it.
 tests/node/sandbox_api.js makes the SDK's other testing calls (projects, inboxes and their
 actions, forward, spam score from a real spamd, HTML analysis, HTML source, .eml).
+tests/node/contacts_api.js makes every contacts call of the SDK (fields, lists,
+contacts, events, imports, exports).
 
 The SDK is installed with ``npm ci`` from tests/node/package-lock.json (once; reused while
 it matches the lock). Without a registry the test is skipped, except under CI, where it
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 SCRIPT = NODE_DIR / "sandbox_messages.js"
 API_SCRIPT = NODE_DIR / "sandbox_api.js"
+CONTACTS_SCRIPT = NODE_DIR / "contacts_api.js"
 
 
 def _locked_version() -> str:
@@ -167,3 +170,74 @@ def test_node_sdk_projects_inboxes_and_message_analysis(
     assert [r.recipient for r in instance.store.rows(query, r="qa@example.org")] == [
         "qa@example.org"
     ]
+
+
+def test_node_sdk_contacts_lists_fields_events_imports_and_exports(
+    node_sdk: str, instance: Instance
+) -> None:
+    tag = uuid.uuid4().hex
+    steps = {s["name"]: s for s in _run(node_sdk, instance, tag, CONTACTS_SCRIPT)}
+    failed = {name: s for name, s in steps.items() if not s["ok"] and name != "contact.gone"}
+    assert not failed, failed
+    value = {name: s["value"] for name, s in steps.items() if s["ok"]}
+
+    # Fields come unwrapped, as the contract has them (the SDK's typings say ``data``).
+    city, age = value["field.create"], value["field.create.age"]
+    assert (city["merge_tag"], city["data_type"]) == (f"city_{tag}", "text")
+    assert age["data_type"] == "integer"
+    listed_fields = [f["id"] for f in value["field.list"]]
+    assert listed_fields[-2:] == [city["id"], age["id"]]
+    assert value["field.get"]["name"] == f"City {tag}"
+    renamed = value["field.update"]
+    assert renamed["name"] == f"Town {tag}" and renamed["merge_tag"] == f"city_{tag}"
+
+    news, vip = value["list.create"], value["list.create.vip"]
+    assert news["name"] == f"News {tag}"
+    assert {news["id"], vip["id"]} <= {x["id"] for x in value["list.list"]}
+    assert [x["id"] for x in value["list.search"]] == [news["id"]]
+    assert value["list.get"]["id"] == vip["id"]
+    assert value["list.update"]["name"] == f"Gold {tag}"
+
+    email = f"ann.{tag}@example.com"
+    ann = value["contact.create"]["data"]
+    assert (ann["email"], ann["status"], ann["list_ids"]) == (email, "subscribed", [news["id"]])
+    assert ann["fields"] == {f"city_{tag}": "Oslo", f"age_{tag}": 30}
+    assert value["contact.get.id"]["data"]["email"] == email
+    assert value["contact.get.email"]["data"]["id"] == ann["id"]
+    updated = value["contact.update"]["data"]
+    assert updated["fields"] == {f"city_{tag}": "Oslo", f"age_{tag}": 31}
+    assert updated["list_ids"] == [vip["id"]]
+    assert value["contact.unsubscribe"]["data"]["status"] == "unsubscribed"
+
+    event = value["event.create"]
+    assert (event["contact_id"], event["contact_email"], event["name"]) == (
+        ann["id"],
+        email,
+        "UserLogin",
+    )
+    assert event["params"] == {"ok": True, "n": 2, "x": None}
+
+    job = value["import.create"]
+    assert job["status"] == "finished"
+    assert (job["created_contacts_count"], job["updated_contacts_count"]) == (1, 1)
+    assert value["import.get"]["id"] == job["id"]
+    assert value["import.get"]["status"] == "finished"
+    bob = value["contact.get.imported"]["data"]
+    assert bob["list_ids"] == [news["id"]] and bob["fields"][f"age_{tag}"] == 40
+
+    exported = value["export.create"]
+    assert exported["status"] == "finished" and exported["url"]
+    again = value["export.get"]
+    assert (again["id"], again["url"]) == (exported["id"], exported["url"])
+    with instance.http() as http:
+        headers = {"Authorization": f"Bearer {instance.token}"}
+        csv_text = http.get(exported["url"], headers=headers).text
+    assert f"bob.{tag}@example.com" in csv_text and email not in csv_text
+
+    assert value["contact.delete"] == ""  # 204, no body
+    gone = steps["contact.gone"]
+    assert gone["ok"] is False and "Not Found" in gone["error"], gone
+    query = "SELECT id FROM contact_lists WHERE id = :l"
+    assert instance.store.rows(query, l=vip["id"]) == []
+    query = "SELECT id FROM contact_fields WHERE id = :f"
+    assert instance.store.rows(query, f=age["id"]) == []

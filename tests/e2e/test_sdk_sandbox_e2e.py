@@ -1,6 +1,7 @@
 """Every method of the official Python SDK's testing (sandbox) API against a real
 ``postroom serve``: projects, inboxes (with their actions), messages (forward, spam
-report, HTML analysis, bodies, headers), attachments, each asserting what comes back.
+report, HTML analysis, blocklist report, bodies, headers), attachments, each asserting
+what comes back.
 
 The server scores spam with a real spamd (tests/spamd.py), so ``get_spam_report`` is
 SpamAssassin's verdict.
@@ -9,9 +10,11 @@ SpamAssassin's verdict.
 from __future__ import annotations
 
 import base64
+import time
 
 import mailtrap as mt
 import pytest
+from mailtrap.models.messages import Blacklists
 from server import Instance
 
 pytestmark = pytest.mark.slow
@@ -98,6 +101,22 @@ def test_messages_analysis_and_forward_with_the_sdk(sandbox_instance: Instance) 
     shown = messages.show_message(iid, mid)
     assert (shown.subject, shown.to_email) == ("FREE viagra offer", "buyer@example.org")
     assert messages.update(iid, mid, mt.UpdateEmailMessageParams(is_read=True)).is_read
+    # The blocklist report: pending at first, then the stored verdict of the lists.
+    deadline = time.monotonic() + 20
+    report = messages.show_message(iid, mid).blacklists_report_info
+    while isinstance(report, Blacklists) and report.result == "pending":
+        assert time.monotonic() < deadline, "the blocklist check never finished"
+        time.sleep(0.1)
+        report = messages.show_message(iid, mid).blacklists_report_info
+    assert isinstance(report, Blacklists), report
+    assert (report.result, report.domain) == ("success", "example.com")
+    # Only the domain lists: the SDK's client is on loopback, which is never looked up.
+    assert {r.name for r in report.report} == {
+        "dbl.spamhaus.org",
+        "multi.surbl.org",
+        "multi.uribl.com",
+    }
+    assert not any(r.in_black_list for r in report.report)
 
     report = messages.get_spam_report(iid, mid)
     rules = {d.rule_name: d for d in report.details}
@@ -129,6 +148,11 @@ def test_messages_analysis_and_forward_with_the_sdk(sandbox_instance: Instance) 
         "SELECT recipient FROM deliveries WHERE recipient = :r", r="qa@example.org"
     )
     assert [r.recipient for r in rows] == ["qa@example.org"]
+    # Counted on the inbox and in the billing cycle, as the SDK reads them.
+    assert testing.inboxes.get_by_id(iid).forwarded_messages_count == 1
+    general = _client(sandbox_instance).general_api
+    usage = general.billing.get_current_billing_usage(sandbox_instance.account_id)
+    assert usage.testing.usage.forwarded_messages_count.current == 1
 
     assert messages.delete(iid, mid).id == mid
     with pytest.raises(mt.APIError) as gone:

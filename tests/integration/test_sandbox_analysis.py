@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from mailtrap.models.billing import BillingCycleUsage
+from mailtrap.models.inboxes import Inbox
 from mailtrap.models.messages import AnalysisReportResponse, ForwardedMessage, SpamReport
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -157,6 +159,48 @@ def test_forward_goes_through_the_installations_delivery(
         assert _queued_to(services, email) == ["queued"]
     assert _queued_to(services, "b@example.com") == []
     assert _queued_to(services, "x@example.org") == []
+
+
+def _forwarded(client: TestClient, boot: Bootstrap) -> list[int]:
+    """The inbox's ``forwarded_messages_count`` in both families (parsed by the SDK's
+    model), then the billing cycle's, in both families."""
+    counts = []
+    for url in (
+        f"/api/accounts/{boot.account_id}/inboxes/{boot.inbox_id}",
+        f"/api/sandboxes/{boot.inbox_id}",
+    ):
+        inbox = client.get(url).json()
+        counts.append(Inbox(**inbox).forwarded_messages_count)
+    for url in (f"/api/accounts/{boot.account_id}/billing/usage", "/api/billing/usage"):
+        usage = BillingCycleUsage(**client.get(url).json())
+        counts.append(usage.testing.usage.forwarded_messages_count.current)
+    return counts
+
+
+def test_forwards_are_counted_on_the_inbox_and_the_billing_cycle(
+    client: TestClient, boot: Bootstrap, services: Services
+) -> None:
+    assert _forwarded(client, boot) == [0, 0, 0, 0]
+    message_id = send(client, boot.inbox_id, subject="Count me")
+    for number, url in enumerate(both(boot, message_id), start=1):
+        assert client.post(f"{url}/forward", json={"email": "qa@example.org"}).status_code == 200
+        assert _forwarded(client, boot) == [number] * 4
+    # A refused forward (the From is not a verified domain, mail would leave) counts nothing.
+    services.settings.delivery.mode = DeliveryMode.MX
+    refused = client.post(f"{both(boot, message_id)[0]}/forward", json={"email": "qa@example.org"})
+    assert refused.status_code in (400, 422)
+    services.settings.delivery.mode = DeliveryMode.SANDBOX
+    assert _forwarded(client, boot) == [2, 2, 2, 2]
+    # Forwards are history: cleaning the inbox's messages keeps the count.
+    inbox_url = f"/api/accounts/{boot.account_id}/inboxes/{boot.inbox_id}"
+    cleaned = client.patch(f"{inbox_url}/clean").json()
+    assert (cleaned["emails_count"], cleaned["forwarded_messages_count"]) == (0, 2)
+    # Another inbox of the account counts its own forwards only.
+    other = client.post(
+        f"/api/accounts/{boot.account_id}/projects/{cleaned['project_id']}/inboxes",
+        json={"inbox": {"name": "Other"}},
+    ).json()
+    assert other["forwarded_messages_count"] == 0
 
 
 def test_forward_checks_the_address_and_the_sender(

@@ -6,9 +6,11 @@ X-MT-* headers removed, the message's own From kept. So everything that governs 
 governs forwarding too: the account's delivery mode (in sandbox mode the forward is
 captured again, nothing leaves), the verified-From rule when mail leaves for real (a
 message whose From domain the account has not verified is refused, as its own send
-would be), suppressions, size limits and the event log. Mailtrap asks recipients to
-confirm before they get forwards; Postroom's equivalent is that only a caller with the
-``send`` and ``read`` scopes, sending as the account, can forward.
+would be), suppressions, size limits and the event log. Each accepted forward is
+recorded in the copy's own transaction (the inbox's ``forwarded_messages_count``).
+Mailtrap asks recipients to confirm before they get forwards; Postroom's equivalent is
+that only a caller with the ``send`` and ``read`` scopes, sending as the account, can
+forward.
 """
 
 from __future__ import annotations
@@ -58,5 +60,5 @@ async def forward(
         )
     except (Refused, Unacceptable) as exc:
         raise ValidationFailed([f"the message cannot be forwarded: {exc}"]) from None
-    origin = Origin(account_id, Stream.TRANSACTIONAL, client_ip)
+    origin = Origin(account_id, Stream.TRANSACTIONAL, client_ip, forwarded_from=inbox_id)
     return await send_as_account(services, origin, draft, doing="forwarded")

@@ -29,11 +29,12 @@ _EMAIL_USERNAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 
 @dataclass(frozen=True, slots=True)
 class InboxView:
-    """An inbox row and the message counts its JSON shows."""
+    """An inbox row and the counts its JSON shows (messages, unread, forwarded)."""
 
     row: dict[str, Any]
     emails_count: int
     unread_count: int
+    forwarded_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,11 @@ def valid_email_username(value: object) -> str:
 
 
 def _views(conn: Connection, rows: list[dict[str, Any]]) -> list[InboxView]:
-    counts = repo.message_counts(conn, [int(r["id"]) for r in rows])
-    return [InboxView(r, *counts.get(int(r["id"]), (0, 0))) for r in rows]
+    ids = [int(r["id"]) for r in rows]
+    counts, forwards = repo.message_counts(conn, ids), repo.forward_counts(conn, ids)
+    return [
+        InboxView(r, *counts.get(int(r["id"]), (0, 0)), forwards.get(int(r["id"]), 0)) for r in rows
+    ]
 
 
 def _require_inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any]:

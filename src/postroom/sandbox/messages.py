@@ -5,6 +5,7 @@ or another tenant is NotFound. Parts (text, HTML, headers, attachments) are read
 stored raw RFC 5322 bytes with the stdlib parser on every request: the raw message is the
 single source of truth, and attachment ids are the 1-based position of the part among
 the message's attachments, which is stable because a captured message never changes.
+Reading a message starts its DNS blocklist check if it has none (sandbox/blacklists.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Connection
 
 from postroom.errors import Conflict, NotFound
+from postroom.sandbox import blacklists
 from postroom.sandbox.capture import parse
 from postroom.services import Services
 from postroom.storage.repos import sandbox as repo
@@ -106,6 +108,7 @@ async def list_messages(
         rows = await services.db.read(run)
         left = deadline - time.monotonic()
         if rows or left <= 0:
+            blacklists.start(services, rows)
             return rows
         await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
 
@@ -113,9 +116,11 @@ async def list_messages(
 async def get_message(
     services: Services, account_id: int, inbox_id: int, message_id: int
 ) -> dict[str, Any]:
-    return await services.db.read(
+    row = await services.db.read(
         lambda conn: _require_message(conn, account_id, inbox_id, message_id)
     )
+    blacklists.start(services, [row])
+    return row
 
 
 def parse_is_read(value: object) -> bool:

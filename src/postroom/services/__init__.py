@@ -8,6 +8,7 @@ explicitly; tests may set ``sealer`` or ``resolver`` before the first use.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,9 @@ class Services:
     invalidations: Invalidations | None = None
     # Compiled email templates by (account, uuid), made on first use (TTL from settings).
     template_cache: TtlCache[tuple[int, str], CompiledEmailTemplate] | None = None
+    # Background jobs a request started (sandbox blacklist checks), by key: referenced
+    # here until done so the loop keeps them, and so one job runs once per process.
+    background: dict[Hashable, asyncio.Task[None]] = field(default_factory=dict)
 
     def get_rate_limiter(self) -> RateLimiter:
         """The API's request rate limits (``ratelimits``), counted in this process, or in

@@ -66,6 +66,10 @@ class Origin:
     idempotency: idempotency.Claim | None = None
     # A domain-limited token's From domains (ASCII, lower case); None: the account's.
     sender_domains: frozenset[str] | None = None
+    # A forward of a message captured in this inbox (postroom.sandbox.forward): the
+    # forward is recorded in the acceptance's own transaction, so it counts if and only
+    # if the copy was accepted.
+    forwarded_from: int | None = None
 
 
 @dataclass(slots=True)
@@ -399,10 +403,30 @@ def _store_many(
             results.append(idempotency.Replayed("answered by an earlier request"))
         else:
             outcomes = _outcomes(conn, origin, prepared, now)
+            if origin.forwarded_from is not None:
+                _record_forwards(conn, origin, outcomes, now)
             if origin.idempotency is not None and any(isinstance(p, _Prepared) for p in prepared):
                 idempotency.record(conn, origin.account_id, origin.idempotency.key, outcomes)
             results.append(outcomes)
     return results
+
+
+def _record_forwards(
+    conn: Connection, origin: Origin, outcomes: list[Outcome | Exception], now: datetime
+) -> None:
+    """One forward row per accepted copy (a forward is one message to one address)."""
+    assert origin.forwarded_from is not None
+    rows = [
+        {
+            "account_id": origin.account_id,
+            "inbox_id": origin.forwarded_from,
+            "message_id": outcome[0],
+            "created_at": now,
+        }
+        for outcome in outcomes
+        if isinstance(outcome, list) and outcome
+    ]
+    sandbox_repo.record_forwards(conn, rows)
 
 
 def _claim_key(

@@ -2,9 +2,9 @@
 
 The cycle is the calendar month (UTC). ``sending`` counts recipients accepted for
 delivery this cycle (transactional and bulk; per stream in Postroom's ``streams``
-addition); ``testing`` counts messages captured into sandboxes. ``limit`` is the
-account's monthly quota, 0 when it has none (Postroom has no plans: the plan's name is
-"Postroom").
+addition); ``testing`` counts messages captured into sandboxes and captured messages
+forwarded. ``limit`` is the account's monthly quota, 0 when it has none (Postroom has no
+plans: the plan's name is "Postroom").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from postroom.storage.repos import accounts as repo
+from postroom.storage.repos import sandbox as sandbox_repo
 from postroom.storage.tables import deliveries, sandbox_messages
 
 PLAN = {"name": "Postroom"}
@@ -55,6 +56,7 @@ def usage(account_id: int, now: datetime) -> Callable[[Connection], dict[str, An
                 sandbox_messages.c.created_at >= start,
             )
         ).scalar_one()
+        forwarded = sandbox_repo.forwards_since(conn, account_id, start)
 
         def count(current: int, cap: int = 0) -> dict[str, int]:
             return {"current": current, "limit": cap}
@@ -68,7 +70,7 @@ def usage(account_id: int, now: datetime) -> Callable[[Connection], dict[str, An
                 "plan": PLAN,
                 "usage": {
                     "sent_messages_count": count(int(captured)),
-                    "forwarded_messages_count": count(0),
+                    "forwarded_messages_count": count(forwarded),
                 },
             },
             "sending": {

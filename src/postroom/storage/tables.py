@@ -369,9 +369,29 @@ sandbox_messages = Table(
     Column("is_read", Boolean, nullable=False, default=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    # The DNS blocklist report (postroom.sandbox.blacklists), made after capture: NULL
+    # until the first check has finished.
+    Column("blacklists_report", JSON, nullable=True),
+    Column("blacklists_checked_at", Stamp, nullable=True),
     UniqueConstraint("inbox_id", "message_id", name="uq_sandbox_messages_inbox_message"),
     Index("ix_sandbox_messages_inbox", "inbox_id", "id"),
     sqlite_autoincrement=True,
+)
+
+sandbox_forwards = Table(
+    "sandbox_forwards",
+    metadata,
+    # One row per forward of a captured message (postroom.sandbox.forward), written in the
+    # forward's acceptance transaction: an inbox's ``forwarded_messages_count`` and the
+    # billing cycle's are counts over it (so cleaning an inbox's messages keeps them).
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("inbox_id", ForeignKey("inboxes.id", ondelete="CASCADE"), nullable=False),
+    # The accepted copy (a ``messages`` id; no foreign key, retention deletes messages).
+    Column("message_id", String(36), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_sandbox_forwards_inbox", "inbox_id"),
+    Index("ix_sandbox_forwards_account_created", "account_id", "created_at"),
 )
 
 events = Table(

@@ -110,6 +110,8 @@ class LocalPostroom:
             tracking={"port": 0},
             # A test suite sends in bursts; the contract's per-minute limits would refuse it.
             ratelimits={"enabled": False},
+            # A test suite's messages are not checked against public DNS blocklists.
+            sandbox={"blacklist_checks": False},
         )
 
     def start(self) -> Started:

@@ -32,7 +32,7 @@ from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.errors import ValidationFailed
-from postroom.sandbox import forward, htmlcheck, inboxes, messages, spam
+from postroom.sandbox import blacklists, forward, htmlcheck, inboxes, messages, spam
 from postroom.sandbox.credentials import smtp_password
 from postroom.sandbox.inboxes import InboxView, ProjectView
 from postroom.sandbox.messages import AttachmentPart
@@ -139,7 +139,7 @@ def inbox_json(services: Services, who: Principal, view: InboxView) -> dict[str,
         "email_username": row["email_username"],
         "email_username_enabled": row["email_username_enabled"],
         "sent_messages_count": row["sent_messages_count"],
-        "forwarded_messages_count": 0,
+        "forwarded_messages_count": view.forwarded_count,
         "used": view.emails_count > 0,
         "forward_from_email_address": f"a{row['account_id']}-i{row['id']}@{host}",
         "project_id": row["project_id"],
@@ -177,7 +177,7 @@ def _message_path(row: dict[str, Any]) -> str:
     return f"/api/accounts/{row['account_id']}/inboxes/{row['inbox_id']}/messages/{row['id']}"
 
 
-def message_json(row: dict[str, Any]) -> dict[str, Any]:
+def message_json(services: Services, row: dict[str, Any]) -> dict[str, Any]:
     path = _message_path(row)
     return {
         "id": row["id"],
@@ -204,7 +204,7 @@ def message_json(row: dict[str, Any]) -> dict[str, Any]:
         "raw_path": f"{path}/body.raw",
         "download_path": f"{path}/body.eml",
         "html_source_path": f"{path}/body.htmlsource",
-        "blacklists_report_info": False,
+        "blacklists_report_info": blacklists.info(services.settings.sandbox, row),
         "smtp_information": {
             "ok": True,
             "data": {"mail_from_addr": row["mail_from"], "client_ip": row["client_ip"] or ""},
@@ -403,13 +403,13 @@ async def list_messages(
         message_id=message_id,
         wait=wait,
     )
-    return json_response([message_json(row) for row in rows])
+    return json_response([message_json(services_of(request), row) for row in rows])
 
 
 @inbox_routes.get(MESSAGE, scope="read", summary="Get a message")
 async def get_message(inbox_id: Id, message_id: Id, request: Request, caller: Acting) -> Response:
     row = await messages.get_message(services_of(request), caller.account_id, inbox_id, message_id)
-    return json_response(message_json(row))
+    return json_response(message_json(services_of(request), row))
 
 
 @inbox_routes.patch(
@@ -425,7 +425,7 @@ async def update_message(
     row = await messages.set_read(
         services_of(request), caller.account_id, inbox_id, message_id, is_read
     )
-    return json_response(message_json(row))
+    return json_response(message_json(services_of(request), row))
 
 
 @inbox_routes.delete(MESSAGE, scope="admin", summary="Delete a message")
@@ -435,7 +435,7 @@ async def delete_message(
     row = await messages.delete_message(
         services_of(request), caller.account_id, inbox_id, message_id
     )
-    return json_response(message_json(row))
+    return json_response(message_json(services_of(request), row))
 
 
 # --- message parts ------------------------------------------------------------------------

@@ -9,7 +9,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from postroom.storage.repos import insert_id
-from postroom.storage.tables import deliveries, inboxes, messages, projects, sandbox_messages
+from postroom.storage.tables import (
+    deliveries,
+    inboxes,
+    messages,
+    projects,
+    sandbox_forwards,
+    sandbox_messages,
+)
 
 
 def insert_project(conn: Connection, **values: Any) -> int:
@@ -57,6 +64,33 @@ def insert_capture(conn: Connection, row: dict[str, Any]) -> int:
     return insert_id(conn, sandbox_messages, row)
 
 
+def record_forwards(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record forwards of captured messages (``account_id``, ``inbox_id``, ``message_id``
+    of the accepted copy, ``created_at``)."""
+    if rows:
+        conn.execute(sandbox_forwards.insert(), rows)
+
+
+def forward_counts(conn: Connection, inbox_ids: list[int]) -> dict[int, int]:
+    """``{inbox_id: forwards}`` for the given inboxes (absent means none)."""
+    if not inbox_ids:
+        return {}
+    query = (
+        select(sandbox_forwards.c.inbox_id, func.count())
+        .where(sandbox_forwards.c.inbox_id.in_(inbox_ids))
+        .group_by(sandbox_forwards.c.inbox_id)
+    )
+    return {int(i): int(n) for i, n in conn.execute(query)}
+
+
+def forwards_since(conn: Connection, account_id: int, since: Any) -> int:
+    """How many messages the account forwarded since ``since`` (billing usage)."""
+    query = select(func.count()).where(
+        sandbox_forwards.c.account_id == account_id, sandbox_forwards.c.created_at >= since
+    )
+    return int(conn.execute(query).scalar_one())
+
+
 def bump_inbox(conn: Connection, inbox_id: int, count: int, now: Any) -> None:
     conn.execute(
         update(inboxes)
@@ -98,6 +132,7 @@ def delete_project(conn: Connection, project_id: int) -> None:
     """Delete a project, its inboxes and their messages (children first, on every backend)."""
     inbox_ids = select(inboxes.c.id).where(inboxes.c.project_id == project_id)
     conn.execute(delete(sandbox_messages).where(sandbox_messages.c.inbox_id.in_(inbox_ids)))
+    conn.execute(delete(sandbox_forwards).where(sandbox_forwards.c.inbox_id.in_(inbox_ids)))
     conn.execute(delete(inboxes).where(inboxes.c.project_id == project_id))
     conn.execute(delete(projects).where(projects.c.id == project_id))
 
@@ -118,6 +153,7 @@ def update_inbox(conn: Connection, inbox_id: int, **values: Any) -> None:
 
 def delete_inbox(conn: Connection, inbox_id: int) -> None:
     conn.execute(delete(sandbox_messages).where(sandbox_messages.c.inbox_id == inbox_id))
+    conn.execute(delete(sandbox_forwards).where(sandbox_forwards.c.inbox_id == inbox_id))
     conn.execute(delete(inboxes).where(inboxes.c.id == inbox_id))
 
 
@@ -201,6 +237,18 @@ def get_message(
 def update_message(conn: Connection, message_id: int, **values: Any) -> None:
     conn.execute(
         update(sandbox_messages).where(sandbox_messages.c.id == message_id).values(**values)
+    )
+
+
+def store_blacklists_report(
+    conn: Connection, message_id: int, report: dict[str, Any], now: Any
+) -> None:
+    """Store a captured message's blocklist report (not a change the user made: the
+    message's ``updated_at`` stays)."""
+    conn.execute(
+        update(sandbox_messages)
+        .where(sandbox_messages.c.id == message_id)
+        .values(blacklists_report=report, blacklists_checked_at=now)
     )
 
 
