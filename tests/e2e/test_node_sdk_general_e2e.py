@@ -201,6 +201,7 @@ def test_node_sdk_general_api(
     assert v["webhooks.get"]["data"]["sending_stream"] == "bulk"
     changed = v["webhooks.update"]["data"]
     assert changed["url"].endswith("/v2") and changed["event_types"] == ["click"]
+    assert v["webhooks.delete"]["data"]["id"] == hook["id"]
     assert hook["id"] not in [h["id"] for h in v["webhooks.after"]["data"]]
 
     # Sending, email logs, stats.
