@@ -93,12 +93,17 @@ def storage_args(data_dir: Path, database_url: str | None) -> list[str]:
 
 
 def run_cli(
-    *args: str, data_dir: Path, database_url: str | None = None, timeout: float = 60
+    *args: str,
+    data_dir: Path,
+    database_url: str | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> str:
-    """Run a local ``postroom`` command on the instance's storage; returns its stdout."""
+    """Run a local ``postroom`` command on the instance's storage; returns its stdout.
+    ``env`` adds variables (e.g. ``POSTROOM_PASSWORD`` for ``user create``)."""
     command = [sys.executable, "-m", "postroom", *args, *storage_args(data_dir, database_url)]
     done = subprocess.run(
-        command, env=cli_env(), capture_output=True, text=True, timeout=timeout, check=False
+        command, env=cli_env(env), capture_output=True, text=True, timeout=timeout, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(

@@ -136,3 +136,32 @@ def test_resource_tree_and_billing_usage(client: TestClient, boot: Bootstrap) ->
     assert usage["sending"]["usage"]["sent_messages_count"] == {"current": 2, "limit": 0}
     assert usage["sending"]["streams"] == {"transactional": 2}
     assert usage["testing"]["usage"]["sent_messages_count"]["current"] >= 1
+
+
+def test_domain_filter_in_the_node_sdk_spelling(
+    services: Services, client: TestClient, boot: Bootstrap
+) -> None:
+    """The Node SDK sends its domain filter as ``domain_uuids[]`` (the Python SDK and the
+    spec: ``domain_ids``); Postroom's domains have integer ids, which either name takes.
+    Ignoring the Node spelling answered every access, unfiltered."""
+    services.db.write_sync(
+        user_service.invite(services, boot.account_id, "dom@example.com", "viewer", Actor.cli())
+    )
+    domain = client.post(
+        f"{_base(boot)}/sending_domains", json={"sending_domain": {"domain_name": "d.example"}}
+    ).json()
+    invite = client.get(f"{_base(boot)}/account_accesses").json()[1]
+    grant = {"resource_id": domain["id"], "resource_type": "sending_domain", "access_level": 10}
+    bulk = f"{_base(boot)}/account_accesses/{invite['id']}/permissions/bulk"
+    assert client.put(bulk, json={"permissions": [grant]}).status_code == 200
+    for query in (
+        f"domain_uuids[]={domain['id']}",
+        f"domain_uuids={domain['id']}",
+        f"domain_ids={domain['id']}",
+    ):
+        listed = client.get(f"{_base(boot)}/account_accesses?{query}").json()
+        assert [a["id"] for a in listed] == [invite["id"]], query
+    other = domain["id"] + 1000
+    assert client.get(f"{_base(boot)}/account_accesses?domain_uuids[]={other}").json() == []
+    refused = client.get(f"{_base(boot)}/account_accesses?domain_uuids[]=not-an-id")
+    assert refused.status_code == 422

@@ -1,7 +1,8 @@
 """Account accesses, permissions and billing usage (spec §4.7), on both path families.
 
 ``GET …/account_accesses`` (filters ``project_ids``, ``sandbox_ids`` or ``inbox_ids``,
-``domain_ids``; repeated or ``[]`` spellings), ``DELETE …/account_accesses/{id}``,
+``domain_ids`` or the Node SDK's ``domain_uuids`` (a domain's id: Postroom's domains have
+no uuid); repeated or ``[]`` spellings), ``DELETE …/account_accesses/{id}``,
 ``PUT …/account_accesses/{id}/permissions/bulk``, ``GET …/permissions/resources`` and
 ``GET …/billing/usage``. Accesses and permissions need the ``admin`` scope (the contract:
 "account admin/owner"); usage needs ``read``. Services: services/accesses.py,
@@ -55,7 +56,7 @@ async def list_accesses(request: Request, caller: Acting) -> Response:
         caller.account_id,
         _ids(request, "project_ids"),
         _ids(request, "sandbox_ids", "inbox_ids"),
-        _ids(request, "domain_ids"),
+        _ids(request, "domain_ids", "domain_uuids"),
     )
     return json_response(await services_of(request).db.read(work))
 
