@@ -228,6 +228,9 @@ def run_postroom(args: argparse.Namespace, root: Path) -> tuple[Result, int]:
         command += ["--processes", str(args.processes)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
     env["POSTROOM_SUBMISSION__ALLOW_PLAINTEXT_LOOPBACK"] = "true"
+    # Every session arrives from the shim on 127.0.0.1, one client address: the per-client
+    # cap (50, a flood guard) would answer the sessions past it 421 in each process.
+    env["POSTROOM_CONNECTIONS__SUBMISSION__MAX_PER_CLIENT"] = str(max(50, args.sessions + 8))
     out = root / "serve.out"
     with out.open("wb") as stdout:
         server = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
