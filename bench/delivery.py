@@ -231,13 +231,12 @@ class Server:
             args += ["--database-url", url]
         if processes > 1:
             args += ["--processes", str(processes)]
-        code = "from postroom.cli.main import main\nmain()\n"
         env = {**os.environ, **self.env, "POSTROOM_DELIVERY__WORKER_BATCH": str(batch)}
         out = self.data_dir / f"{self.name}.out"
         with open(out, "wb") as fo, open(self.data_dir / f"{self.name}.err", "wb") as fe:
             self.started = time.perf_counter()
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, *args], stdout=fo, stderr=fe, env=env,
+                [sys.executable, "-m", "postroom", *args], stdout=fo, stderr=fe, env=env,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
         if not listens:

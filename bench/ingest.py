@@ -696,6 +696,8 @@ def summarise_profile(raw: Path, seconds: float, top: int = 20) -> Profile:
         if not stack or not count_text.isdigit():
             continue
         first, *rest = stack.split(";")
+        if first.startswith("process ") and rest:  # py-spy --subprocesses: drop the process
+            first, *rest = rest
         if not first.startswith("thread ("):  # a frame name held a line break: skip it
             continue
         count = int(count_text)
