@@ -150,3 +150,19 @@ def test_copy_is_chosen_only_when_it_inserts_the_same() -> None:
     dels = [{"id": str(i), "message_id": "m", "account_id": 1} for i in range(10)]
     _, constants = bulk._copy_plan(pg, deliveries, dels) or ([], {})
     assert constants == {"attempts": 0, "lease_count": 0}
+
+
+def test_column_types_are_read_again_when_the_cache_lacks_one(
+    services: Services, boot: Bootstrap
+) -> None:
+    """A cached type list that misses a column (a migration added it after the first
+    COPY) is refreshed instead of failing the insert."""
+    services.db.write_sync(
+        lambda c: bulk.insert_rows(c, events, _event_rows(boot.account_id, 9, "first"))
+    )
+    for key in [k for k in bulk._type_oids if k[1] == "events"]:
+        bulk._type_oids[key] = {"kind": bulk._type_oids[key]["kind"]}
+    services.db.write_sync(
+        lambda c: bulk.insert_rows(c, events, _event_rows(boot.account_id, 9, "again"))
+    )
+    assert len(_stored_events(services, "again")) == 9

@@ -89,13 +89,15 @@ def _processor(dialect: Dialect, table: Table, key: str) -> _Processor:
     return _processors[cache_key]
 
 
-def _column_oids(conn: Connection, table: Table, name: str) -> dict[str, int]:
-    """Each column's PostgreSQL type OID, as the database has it (cached per engine)."""
+def _column_oids(conn: Connection, name: str, columns: list[str]) -> dict[str, int]:
+    """Each column's PostgreSQL type OID, as the database has it (cached per engine, read
+    again when a column is missing: a migration may have added it since)."""
     key = (conn.engine.url.render_as_string(), name)
-    if key not in _type_oids:
+    known = _type_oids.get(key)
+    if known is None or not known.keys() >= set(columns):
         rows = conn.execute(_OIDS, {"table": name}).all()
-        _type_oids[key] = {str(column): int(oid) for column, oid in rows}
-    return _type_oids[key]
+        known = _type_oids[key] = {str(column): int(oid) for column, oid in rows}
+    return known
 
 
 def _copy(
@@ -115,8 +117,9 @@ def _copy(
     preparer = dialect.identifier_preparer
     columns = ", ".join(preparer.quote(table.c[key].name) for key in names + extra)
     name = preparer.format_table(table)
-    oids = _column_oids(conn, table, name)
-    types = [oids[table.c[key].name] for key in names + extra]
+    wanted = [table.c[key].name for key in names + extra]
+    oids = _column_oids(conn, name, wanted)
+    types = [oids[column] for column in wanted]
     statement = f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)"
     dbapi_error = dialect.loaded_dbapi.Error
     cursor = conn.connection.cursor()
