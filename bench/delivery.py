@@ -88,8 +88,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests")]
 
 from ingest import (  # noqa: E402
+    PG_URL,
     PY_SPY_RATE,
     TOKEN_RE,
+    Backend,
     Profile,
     console,
     cpu_seconds,
@@ -175,6 +177,7 @@ class Drain:
     cpu_us_per_delivery: float = 0.0
     avg_raw_bytes: int = 0  # stored (unsigned) message size
     signed_bytes: int = 0  # estimate: stored size + two DKIM-Signature headers
+    load: str = ""  # the 1-minute load average before and after the drain (shared machine)
     profile: Profile | None = None
 
 
@@ -187,29 +190,57 @@ def message(i: int) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How the drain runs: ``serve [--processes N]`` (every role in each process), or,
+    with ``workers`` > 0, that many ``postroom worker`` processes and nothing else."""
+
+    processes: int = 1
+    workers: int = 0
+
+    def label(self) -> str:
+        if self.workers:
+            return f"{self.workers} × postroom worker"
+        return "serve" if self.processes == 1 else f"serve --processes {self.processes}"
+
+
 class Server:
-    def __init__(self, data_dir: Path, env: dict[str, str], dns: str) -> None:
-        self.data_dir, self.env, self.dns = data_dir, env, dns
+    """One Postroom process (``serve`` or a role) on the bench's storage."""
+
+    def __init__(self, store: Backend, env: dict[str, str], dns: str, name: str) -> None:
+        assert store.data_dir is not None
+        self.store, self.env, self.dns, self.name = store, env, dns, name
+        self.data_dir = store.data_dir
         self.port, self.bulk_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 
-    def start(self, batch: int) -> str:
+    def start(self, batch: int, command: str = "serve", processes: int = 1) -> str:
         args = [
-            "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-            "--bulk-port", str(self.bulk_port), "--delivery-mode", "mx", "--dns-server", self.dns,
-            "--inbound-port", str(free_port()),
-            "--smtp-port", "0", "--smtp-bulk-port", "0", "--tracking-port", "0",
+            command, "--data-dir", str(self.data_dir), "--delivery-mode", "mx",
+            "--dns-server", self.dns,
         ]  # fmt: skip
-        code = "from postroom.cli.main import main\nmain()\n"
+        listens = command == "serve"
+        if listens:
+            args += [
+                "--port", str(self.port), "--bulk-port", str(self.bulk_port),
+                "--inbound-port", str(free_port()),
+                "--smtp-port", "0", "--smtp-bulk-port", "0", "--tracking-port", "0",
+            ]  # fmt: skip
+        if (url := self.store.database_url()) is not None:
+            args += ["--database-url", url]
+        if processes > 1:
+            args += ["--processes", str(processes)]
         env = {**os.environ, **self.env, "POSTROOM_DELIVERY__WORKER_BATCH": str(batch)}
-        out = self.data_dir / f"serve-{batch}.out"
-        with open(out, "wb") as fo, open(self.data_dir / f"serve-{batch}.err", "wb") as fe:
+        out = self.data_dir / f"{self.name}.out"
+        with open(out, "wb") as fo, open(self.data_dir / f"{self.name}.err", "wb") as fe:
             self.started = time.perf_counter()
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, *args], stdout=fo, stderr=fe, env=env,
+                [sys.executable, "-m", "postroom", *args], stdout=fo, stderr=fe, env=env,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
+        if not listens:
+            return ""
         wait_for_port(self.port, self.proc, START_TIMEOUT)
         wait_for_port(self.bulk_port, self.proc, START_TIMEOUT)
         deadline = time.monotonic() + START_TIMEOUT
@@ -224,13 +255,23 @@ class Server:
             stop_process(self.proc)
 
 
-def counts(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
-    finally:
-        conn.close()
-    return {str(s): int(n) for s, n in rows}
+def scalar(store: Backend, sql: str) -> Any:
+    """One value from the bench's storage (SQLite read-only, or the PostgreSQL schema)."""
+    if store.name == "sqlite":
+        assert store.data_dir is not None
+        conn = sqlite3.connect(f"file:{store.data_dir / 'postroom.db'}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+    with store._pg_connect() as conn:
+        conn.execute(f'SET search_path TO "{store.schema}"')
+        row = conn.execute(sql).fetchone()
+        return None if row is None else row[0]
+
+
+def counts(store: Backend) -> dict[str, int]:
+    return store.counts()[2]
 
 
 def setup_domain(client: httpx.Client, base: str, account: str, dns: LocalDnsServer) -> None:
@@ -261,87 +302,115 @@ def enqueue(client: httpx.Client, base: str, total: int, chunk: int = 500) -> No
 
 def drain(
     label: str, total: int, sink_port: int, batch: int, limits: dict[str, str], tmp: Path,
-    profile: Path | None = None,
+    profile: Path | None = None, backend: str = "sqlite", layout: Layout = Layout(),
+    pg_url: str = PG_URL,
 ) -> Drain:  # fmt: skip
     result = Drain(label, total)
-    data_dir = Path(tempfile.mkdtemp(prefix="delivery-", dir=tmp))
-    db = data_dir / "postroom.db"
-    with LocalDnsServer() as dns:
-        dns.add_mx(RCPT_DOMAIN, 10, f"mx1.{RCPT_DOMAIN}")
-        dns.add_a(f"mx1.{RCPT_DOMAIN}", SINK_HOST)
-        env = {
-            "POSTROOM_DELIVERY__PORT": str(sink_port),
-            "POSTROOM_DELIVERY__POLL_INTERVAL": "0.05",
-            **limits,
-        }
-        # 1. ingest with a worker that leases nothing
-        server = Server(data_dir, env, dns.address)
-        try:
-            out = server.start(batch=0)
-            token, account = TOKEN_RE.search(out), ACCOUNT_RE.search(out)
-            if not token or not account:
-                raise RuntimeError(f"no token/account in the welcome output:\n{out[-1500:]}")
-            headers = {"Authorization": f"Bearer {token.group(0)}"}
-            with httpx.Client(headers=headers, timeout=120, trust_env=False) as client:
-                setup_domain(client, f"http://127.0.0.1:{server.port}", account.group(1), dns)
-                enqueue(client, f"http://127.0.0.1:{server.bulk_port}", total)
-        finally:
-            server.stop()
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        (avg,) = conn.execute("SELECT avg(length(raw)) FROM message_bodies").fetchone()
-        conn.close()
-        result.avg_raw_bytes = int(avg)
-        # two DKIM-Signature headers: RSA-2048 (~560 bytes folded) + Ed25519 (~300)
-        result.signed_bytes = result.avg_raw_bytes + 860
-        if counts(db).get("queued", 0) != total:
-            raise RuntimeError(f"expected {total} queued deliveries, found {counts(db)}")
-        # 2. deliver from a full queue
-        server = Server(data_dir, env, dns.address)
-        spy: subprocess.Popen[bytes] | None = None
-        try:
-            server.start(batch=batch)
-            assert server.proc is not None
-            pid, cpu0 = server.proc.pid, cpu_seconds(server.proc.pid)
-            if profile is not None and (exe := py_spy_path()):
-                spy = subprocess.Popen(
-                    [exe, "record", "--pid", str(pid), "--rate", str(PY_SPY_RATE),
-                     "--nonblocking", "--gil", "--threads", "--format", "raw",
-                     "--output", str(profile)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
-            spy_start = time.perf_counter()
-            first: tuple[float, int] | None = None
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while True:
-                now = time.perf_counter()
-                states = counts(db)
-                done = total - states.get("queued", 0)
-                if first is None and done > 0:
-                    first = (now, done)
-                if done >= total:
-                    break
-                if time.monotonic() > deadline or server.proc.poll() is not None:
-                    raise RuntimeError(f"the queue did not drain: {states}")
-                time.sleep(0.05)
-            cpu1 = cpu_seconds(pid)
-            assert first is not None
-            result.seconds = now - first[0]
-            result.rate_from_start = total / (now - server.started)
-            # one round did everything: no interval to measure, fall back to "from start"
-            result.rate = (
-                (total - first[1]) / result.seconds if first[1] < total else result.rate_from_start
-            )
-            result.states = states
-            result.cpu_us_per_delivery = (cpu1 - cpu0) * 1e6 / total
-            if spy is not None and profile is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=60)
-                result.profile = summarise_profile(profile, time.perf_counter() - spy_start)
-        finally:
-            if spy is not None and spy.poll() is None:
-                spy.kill()
-            server.stop()
+    store = Backend(backend, tmp, pg_url)
+    store.data_dir = Path(tempfile.mkdtemp(prefix="delivery-", dir=tmp))
+    store.create()
+    try:
+        with LocalDnsServer() as dns:
+            dns.add_mx(RCPT_DOMAIN, 10, f"mx1.{RCPT_DOMAIN}")
+            dns.add_a(f"mx1.{RCPT_DOMAIN}", SINK_HOST)
+            env = {
+                "POSTROOM_DELIVERY__PORT": str(sink_port),
+                "POSTROOM_DELIVERY__POLL_INTERVAL": "0.05",
+                # the API request limits are not what is measured here
+                "POSTROOM_RATELIMITS__ENABLED": "false",
+                **limits,
+            }
+            _fill(store, env, dns, total, result)
+            _deliver(store, env, dns, total, batch, layout, result, profile)
+    finally:
+        store.drop()
     return result
+
+
+def _fill(
+    store: Backend, env: dict[str, str], dns: LocalDnsServer, total: int, result: Drain
+) -> None:
+    """Verify the sending domain and enqueue ``total`` messages with a worker that leases
+    nothing, so delivery later starts on a full queue."""
+    server = Server(store, env, dns.address, "fill")
+    try:
+        out = server.start(batch=0)
+        token, account = TOKEN_RE.search(out), ACCOUNT_RE.search(out)
+        if not token or not account:
+            raise RuntimeError(f"no token/account in the welcome output:\n{out[-1500:]}")
+        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        with httpx.Client(headers=headers, timeout=120, trust_env=False) as client:
+            setup_domain(client, f"http://127.0.0.1:{server.port}", account.group(1), dns)
+            enqueue(client, f"http://127.0.0.1:{server.bulk_port}", total)
+    finally:
+        server.stop()
+    result.avg_raw_bytes = int(scalar(store, "SELECT avg(length(raw)) FROM message_bodies"))
+    # two DKIM-Signature headers: RSA-2048 (~560 bytes folded) + Ed25519 (~300)
+    result.signed_bytes = result.avg_raw_bytes + 860
+    if counts(store).get("queued", 0) != total:
+        raise RuntimeError(f"expected {total} queued deliveries, found {counts(store)}")
+
+
+def _deliver(
+    store: Backend, env: dict[str, str], dns: LocalDnsServer, total: int, batch: int,
+    layout: Layout, result: Drain, profile: Path | None,
+) -> None:  # fmt: skip
+    """Start the drain's processes on the full queue and time it to an empty queue."""
+    servers: list[Server] = []
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        if layout.workers:
+            for k in range(layout.workers):
+                servers.append(Server(store, env, dns.address, f"worker{k}"))
+                servers[-1].start(batch=batch, command="worker")
+        else:
+            servers.append(Server(store, env, dns.address, "drain"))
+            servers[0].start(batch=batch, processes=layout.processes)
+        procs = [s.proc for s in servers if s.proc is not None]
+        load0 = os.getloadavg()[0]
+        started = min(s.started for s in servers)
+        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        if profile is not None and (exe := py_spy_path()):
+            spy = subprocess.Popen(
+                [exe, "record", "--pid", str(procs[0].pid), "--rate", str(PY_SPY_RATE),
+                 "--nonblocking", "--gil", "--threads", "--subprocesses", "--format", "raw",
+                 "--output", str(profile)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        spy_start = time.perf_counter()
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while True:
+            now = time.perf_counter()
+            states = counts(store)
+            done = total - states.get("queued", 0)
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= total:
+                break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"the queue did not drain: {states}")
+            time.sleep(0.05)
+        cpu1 = sum(cpu_seconds(p.pid) for p in procs)
+        assert first is not None
+        result.seconds = now - first[0]
+        result.rate_from_start = total / (now - started)
+        # one round did everything: no interval to measure, fall back to "from start"
+        result.rate = (
+            (total - first[1]) / result.seconds if first[1] < total else result.rate_from_start
+        )
+        result.states = states
+        result.load = f"{load0:.1f}→{os.getloadavg()[0]:.1f}"
+        result.cpu_us_per_delivery = (cpu1 - cpu0) * 1e6 / total
+        if spy is not None and profile is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+            result.profile = summarise_profile(profile, time.perf_counter() - spy_start)
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+        for server in servers:
+            server.stop()
 
 
 # -- references --------------------------------------------------------------------------
@@ -402,11 +471,30 @@ def profile_tables(prof: Profile, rate: float) -> list[Table]:
     return gil_tables(prof, f"a {rate:,.0f}/s drain")
 
 
+def _counts(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"{flag}: a comma-separated list of numbers, not {text!r}") from None
+    if any(v < 1 for v in values):
+        raise SystemExit(f"{flag}: every count is at least 1")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     p.add_argument("--messages", type=int, default=5000, help="messages to deliver")
     p.add_argument("--quick", action="store_true", help="1,000 messages (smoke test)")
     p.add_argument("--worker-batch", type=int, default=500, help="POSTROOM_DELIVERY__WORKER_BATCH")
+    p.add_argument("--backend", choices=("auto", "sqlite", "postgres"), default="auto",
+                   help="storage (auto: SQLite, or PostgreSQL when a run has several "
+                   "processes)")  # fmt: skip
+    p.add_argument("--pg-url", default=PG_URL, help="PostgreSQL URL (a schema is created)")
+    p.add_argument("--processes", default="1", metavar="N[,N…]",
+                   help="drain with `serve --processes N`, once per N (e.g. 1,2)")  # fmt: skip
+    p.add_argument("--workers", default="", metavar="K[,K…]",
+                   help="also drain with K `postroom worker` processes alone, once per K "
+                   "(e.g. 1,2,3; PostgreSQL)")  # fmt: skip
     p.add_argument(
         "--connections",
         type=int,
@@ -421,12 +509,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, dest="json_out")
     args = p.parse_args(argv)
     total = 1000 if args.quick else args.messages
+    processes = _counts(args.processes, "--processes")
+    workers = _counts(args.workers, "--workers")
+    several = max(processes) > 1 or bool(workers)
+    backend = args.backend if args.backend != "auto" else ("postgres" if several else "sqlite")
+    if several and backend == "sqlite":
+        p.error("several serving processes need PostgreSQL (SQLite refuses them)")
+    layouts = [Layout(processes=n) for n in processes] + [Layout(workers=k) for k in workers]
     sink_exe, source_exe = need_postfix_tools()
     info = machine()
     console.print(
         f"[bold]Delivery benchmark[/bold]: {info['cpus']} CPUs ({info['cpu']}), Python "
         f"{info['python']}; {total:,} messages, worker_batch {args.worker_batch}, DKIM "
-        "RSA-2048 + Ed25519, smtp-sink on 127.0.0.2",
+        f"RSA-2048 + Ed25519, smtp-sink on 127.0.0.2, {backend}, load average "
+        f"{os.getloadavg()[0]:.2f}",
         highlight=False,
     )
     refs: dict[str, float] = {}
@@ -435,10 +531,14 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="postroom-delivery-") as tmp,
         smtp_sink(sink_exe) as port,
     ):
-        main_run = drain("Postroom (site limit lifted)", total, port, args.worker_batch,
-                         LIFT_THROTTLE, Path(tmp))  # fmt: skip
-        runs.append(main_run)
-        console.print(f"{main_run.label}: {main_run.rate:,.0f} deliveries/s", highlight=False)
+        for layout in layouts:
+            run = drain(f"Postroom, {layout.label()}", total, port, args.worker_batch,
+                        LIFT_THROTTLE, Path(tmp), backend=backend, layout=layout,
+                        pg_url=args.pg_url)  # fmt: skip
+            runs.append(run)
+            console.print(f"{run.label}: {run.rate:,.0f} deliveries/s (load {run.load})",
+                          highlight=False)  # fmt: skip
+        main_run = runs[0]
         size = main_run.signed_bytes
         shapes = [args.connections] + (
             [args.ceiling_connections]
@@ -451,22 +551,25 @@ def main(argv: list[str] | None = None) -> int:
             refs[f"aiosmtplib x{conns}"] = bare_aiosmtplib(port, conns, min(n, total * 2), size)
         if args.shipped:
             runs.append(drain("Postroom (site limits as shipped)", args.shipped, port,
-                              args.worker_batch, SHIPPED, Path(tmp)))  # fmt: skip
+                              args.worker_batch, SHIPPED, Path(tmp), backend=backend,
+                              pg_url=args.pg_url))  # fmt: skip
         prof_run = None
         if args.profile is not None:
             prof_run = drain("Postroom under py-spy", total, port, args.worker_batch,
-                             LIFT_THROTTLE, Path(tmp), args.profile)  # fmt: skip
+                             LIFT_THROTTLE, Path(tmp), args.profile, backend=backend,
+                             layout=layouts[0], pg_url=args.pg_url)  # fmt: skip
     c = args.connections
     src, aio = refs[f"smtp-source -d -s {c}"], refs[f"aiosmtplib x{c}"]
-    table = Table(title=f"Deliveries/s to smtp-sink, ~{size:,}-byte signed messages")
+    table = Table(title=f"Deliveries/s to smtp-sink, ~{size:,}-byte signed messages, {backend}")
     for name in ("run", "messages", "deliveries/s", "from start", "server CPU µs/delivery",
-                 f"÷ smtp-source ({c} conn)", f"÷ aiosmtplib ({c} conn)", "states"):  # fmt: skip
+                 f"÷ smtp-source ({c} conn)", f"÷ aiosmtplib ({c} conn)", "load avg",
+                 "states"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("run", "states") else "right")
     for r in runs + ([prof_run] if prof_run else []):
         table.add_row(
             r.label, f"{r.messages:,}", f"[bold]{r.rate:,.0f}[/bold]", f"{r.rate_from_start:,.0f}",
             f"{r.cpu_us_per_delivery:,.0f}", f"{r.rate / src:.3f}", f"{r.rate / aio:.3f}",
-            ", ".join(f"{k} {v:,}" for k, v in sorted(r.states.items())),
+            r.load, ", ".join(f"{k} {v:,}" for k, v in sorted(r.states.items())),
         )  # fmt: skip
     console.print(table)
     ref = Table(

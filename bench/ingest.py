@@ -696,6 +696,8 @@ def summarise_profile(raw: Path, seconds: float, top: int = 20) -> Profile:
         if not stack or not count_text.isdigit():
             continue
         first, *rest = stack.split(";")
+        if first.startswith("process ") and rest:  # py-spy --subprocesses: drop the process
+            first, *rest = rest
         if not first.startswith("thread ("):  # a frame name held a line break: skip it
             continue
         count = int(count_text)
@@ -765,6 +767,7 @@ class Options:
     pg_url: str
     processes: int
     profile: Path | None
+    profile_shape: str
     json_out: Path | None
     wait_quiet: float
     repeat: int
@@ -1043,6 +1046,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
     p.add_argument("--pg-url", default=PG_URL, help="PostgreSQL URL (a schema is created)")
     p.add_argument("--profile", type=Path, help="also run single sends under py-spy; raw "
                    "stacks to PATH.<backend>.txt")  # fmt: skip
+    p.add_argument("--profile-shape", choices=("single", "batch"), default="single",
+                   help="the shape --profile runs under py-spy")  # fmt: skip
     p.add_argument(
         "--wait-quiet",
         type=float,
@@ -1078,6 +1083,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Optio
         pg_url=args.pg_url,
         processes=args.processes,
         profile=args.profile,
+        profile_shape=args.profile_shape,
         json_out=args.json_out,
         wait_quiet=args.wait_quiet,
         repeat=max(1, args.repeat),
@@ -1136,14 +1142,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 runs.append(median_run(reps))
             if opts.profile is not None:
-                out = opts.profile.with_name(f"{opts.profile.name}.{backend}.txt")
+                shape = opts.profile_shape
+                out = opts.profile.with_name(f"{opts.profile.name}.{backend}.{shape}.txt")
                 run = measure(
-                    opts, backend, "single", bare_port, bare_proc.pid, Path(tmp), progress, out
+                    opts, backend, shape, bare_port, bare_proc.pid, Path(tmp), progress, out
                 )
                 run.rep = 0
                 profiled.append(run)
                 progress.console.print(
-                    f"{backend} single under py-spy: {run.load.rps:,.0f} req/s; stacks in {out}",
+                    f"{backend} {shape} under py-spy: {run.load.rps:,.1f} req/s; stacks in {out}",
                     highlight=False,
                 )
     console.print(results_table(runs, opts))

@@ -27,10 +27,18 @@ per client connection it opens one upstream connection, does EHLO and (for Postr
 runs with ``submission.allow_plaintext_loopback`` so the AUTH happens without TLS: TLS
 cost is left out of both sides. The shim's own CPU is paid in both runs.
 
+Several processes
+-----------------
+``--processes N`` runs ``postroom serve --processes N`` (N children sharing the
+listeners, each playing every role: SMTP, API, worker, scheduler); more than one needs
+PostgreSQL (SQLite refuses several serving processes), so ``--backend`` then defaults to
+it. The reference stays one smtp-sink: it is the ceiling of the load path, not of Postroom.
+The machine may be shared: the script prints the load average before and after each run.
+
 Usage::
 
     .venv/bin/python bench/smtp_ingest.py [--messages 4000] [--sessions 64] [--size 2000]
-                                           [--backend sqlite|postgres]
+                                           [--backend sqlite|postgres] [--processes N]
 """
 
 from __future__ import annotations
@@ -158,6 +166,7 @@ class Result:
     target: str
     messages: int
     seconds: float
+    load: str = ""  # the 1-minute load average before → after (a shared machine)
 
     @property
     def rate(self) -> float:
@@ -171,12 +180,13 @@ def drive(port: int, args: argparse.Namespace, target: str) -> Result:
         "-l", str(args.size), "-f", "app@example.com", "-t", "ann@example.org",
         "-S", "SMTP ingest bench", "-M", "client.bench", f"{HOST}:{port}",
     ]  # fmt: skip
+    load0 = os.getloadavg()[0]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"smtp-source failed against {target}: {done.stderr[-2000:]}")
-    return Result(target, args.messages, seconds)
+    return Result(target, args.messages, seconds, f"{load0:.1f}→{os.getloadavg()[0]:.1f}")
 
 
 def run_sink(args: argparse.Namespace) -> Result:
@@ -214,8 +224,13 @@ def run_postroom(args: argparse.Namespace, root: Path) -> tuple[Result, int]:
     ]  # fmt: skip
     if database_url:
         command += ["--database-url", database_url]
+    if args.processes > 1:
+        command += ["--processes", str(args.processes)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
     env["POSTROOM_SUBMISSION__ALLOW_PLAINTEXT_LOOPBACK"] = "true"
+    # Every session arrives from the shim on 127.0.0.1, one client address: the per-client
+    # cap (50, a flood guard) would answer the sessions past it 421 in each process.
+    env["POSTROOM_CONNECTIONS__SUBMISSION__MAX_PER_CLIENT"] = str(max(50, args.sessions + 8))
     out = root / "serve.out"
     with out.open("wb") as stdout:
         server = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
@@ -231,7 +246,9 @@ def run_postroom(args: argparse.Namespace, root: Path) -> tuple[Result, int]:
             raise RuntimeError("no first-start token in the output:\n" + out.read_text())
         proxy, proxy_port = start_shim(smtp, token)
         try:
-            result = drive(proxy_port, args, f"postroom ({args.backend})")
+            label = f"postroom ({args.backend}, {args.processes} process"
+            label += "es)" if args.processes > 1 else ")"
+            result = drive(proxy_port, args, label)
         finally:
             stop(proxy)
         url = database_url or f"sqlite:///{data_dir / 'postroom.db'}"
@@ -257,8 +274,15 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--sessions", type=int, default=64)
     parser.add_argument("--size", type=int, default=2000, help="message body bytes")
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default=None,
+                        help="default: sqlite, or postgres with --processes > 1")  # fmt: skip
+    parser.add_argument("--processes", type=int, default=1,
+                        help="postroom serve --processes N (PostgreSQL)")  # fmt: skip
     args = parser.parse_args()
+    if args.backend is None:
+        args.backend = "postgres" if args.processes > 1 else "sqlite"
+    if args.processes > 1 and args.backend == "sqlite":
+        parser.error("several serving processes need PostgreSQL (SQLite refuses them)")
     for tool in (SMTP_SOURCE, SMTP_SINK):
         if not Path(tool).exists():
             sys.exit(f"{tool} is missing (Debian package postfix)")
@@ -267,10 +291,10 @@ def main() -> None:
         postroom, stored = run_postroom(args, Path(tmp))
     print(f"{args.messages} messages of {args.size} bytes, {args.sessions} sessions, "
           f"smtp-source -d, through the AUTH shim")  # fmt: skip
-    print("| target | messages | seconds | msg/s |")
-    print("|---|---:|---:|---:|")
-    for result in (sink, postroom):
-        print(f"| {result.target} | {result.messages} | {result.seconds:.2f} | {result.rate:.0f} |")
+    print("| target | messages | seconds | msg/s | load average |")
+    print("|---|---:|---:|---:|---|")
+    for r in (sink, postroom):
+        print(f"| {r.target} | {r.messages} | {r.seconds:.2f} | {r.rate:.0f} | {r.load} |")
     print(f"\nratio postroom / smtp-sink: {postroom.rate / sink.rate:.3f}")
     print(f"durability: {stored} messages stored for {args.messages} sent")
     if stored < args.messages:

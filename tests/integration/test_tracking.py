@@ -463,3 +463,29 @@ def test_opens_clicks_and_unsubscribes_reach_webhooks(
         assert event["sending_domain_name"] == SHOP and isinstance(event["timestamp"], int)
     assert by_kind["click"]["url"] == "https://example.org/a?x=1&y=2"
     assert by_kind["open"]["user_agent"] == CHROME and by_kind["click"]["ip"] == "testclient"
+
+
+def test_template_unsubscribe_url_without_tracking_or_footer(
+    client: TestClient, boot: Bootstrap, services: Services, shop: int, mx: Receivers
+) -> None:
+    """A domain that tracks nothing and adds no footer: the copy skips the HTML parse
+    (personalize.py), yet the template's {{unsubscribe_url}} still becomes the recipient's
+    own link, and the rest of the HTML is left as the template rendered it."""
+    off = {"open_tracking_enabled": False, "click_tracking_enabled": False}
+    base = f"/api/accounts/{boot.account_id}/sending_domains/{shop}"
+    assert client.patch(base, json={"sending_domain": off}).status_code == 200
+    template = client.post(
+        f"/api/accounts/{boot.account_id}/email_templates",
+        json={"email_template": {"name": "t", "subject": "Hi", "category": "news",
+              "body_html": '<p>Hi <a href="https://example.org/a">a</a></p>'
+                           '<a href="{{unsubscribe_url}}">leave</a>'}},
+    ).json()  # fmt: skip
+    body = {"from": {"email": f"news@{SHOP}"}, "to": [{"email": "bo@dest.example"}],
+            "template_uuid": template["uuid"]}  # fmt: skip
+    assert client.post("/api/send", json=body).status_code == 200
+    services.settings.delivery.mode = DeliveryMode.MX
+    _deliver(services)
+    html = _part(_received(mx)[1], "html")
+    [own] = _urls(html, "u")
+    assert f'<a href="{own}">leave</a>' in html and "postroom.invalid" not in html
+    assert '<a href="https://example.org/a">a</a>' in html and not _urls(html, "c")

@@ -9,6 +9,7 @@ from postroom.domain.linkrewrite import (
     UNSUBSCRIBE_PLACEHOLDER,
     LinkTable,
     analyse_html,
+    analyse_placeholders,
     analyse_text,
     render,
     trackable,
@@ -111,3 +112,24 @@ def test_rewriting_changes_only_tracked_values(noise: str) -> None:
     part = analyse_html(html, table)
     out = render(part, lambda i: "https://t.example/c/X", UNSUBSCRIBE_PLACEHOLDER)
     assert out.replace("https://t.example/c/X", "https://a.example/") == html
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["<a href=\"", UNSUBSCRIBE_PLACEHOLDER, "\">", "</a>", "<body>", "</body>", "x",
+             "<!--", "-->", "'", "<a href='https://a.example/'>", "\r\n", "&amp;"]
+        ),
+        max_size=30,
+    )
+)  # fmt: skip
+def test_placeholders_alone_match_the_html_parse_without_a_link_table(pieces: list[str]) -> None:
+    """personalize.py skips the HTML parse when nothing is tracked or inserted: the spans,
+    and so every rendered copy, must be those of analyse_html with no link table."""
+    html = "".join(pieces)
+    parsed, found = analyse_html(html, None), analyse_placeholders(html)
+    assert found.spans == parsed.spans
+    assert render(found, None, "https://u.example/u/T") == render(
+        parsed, None, "https://u.example/u/T"
+    )

@@ -829,3 +829,18 @@ def test_bench_script_runs() -> None:
         timeout=60,
     )
     assert "ratio" in result.stdout
+
+
+def test_date_header_per_instant_and_offset() -> None:
+    """The Date header is formatted once per second (mime._date_header): equal instants in
+    different zones must still keep their own offset, and sub-seconds never change it."""
+    from datetime import timedelta, timezone
+    from email.utils import format_datetime
+
+    utc = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    paris = utc.astimezone(timezone(timedelta(hours=2)))
+    assert utc == paris
+    for date in (utc, paris, utc.replace(microsecond=999999), paris, utc):
+        raw = build_message(draft(), message_id=MSG_ID, date=date)
+        assert f"\r\nDate: {format_datetime(date)}\r\n".encode() in raw
+    assert b"+0200" in build_message(draft(), message_id=MSG_ID, date=paris)

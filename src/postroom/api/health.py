@@ -95,9 +95,10 @@ def install(app: FastAPI, health: ProcessHealth) -> None:
 
 def create_health_app(health: ProcessHealth) -> FastAPI:
     """The small app of ``--health-port``: /healthz, /readyz and /metrics only."""
+    from postroom.api.app import NO_TELEMETRY
     from postroom.api.routes import metrics
 
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(telemetry=NO_TELEMETRY, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = health.services
     install(app, health)
     app.include_router(metrics.router)

@@ -190,8 +190,12 @@ def _prepare(services: Services, message: dict[str, Any], t: DomainTracking) -> 
     table = LinkTable(services.settings.tracking.max_links) if t.clicks else None
     text_table = table if services.settings.tracking.rewrite_text_links else None
     for leaf in trackedmime.text_leaves(raw):
-        if leaf.subtype == "html":
+        if leaf.subtype == "html" and t.changes_body:
             parts.append((leaf, linkrewrite.analyse_html(leaf.text, table)))
+        elif leaf.subtype == "html":
+            # No link tracked and nothing inserted (each needs changes_body): only the
+            # placeholders are replaced, and finding them needs no HTML parse.
+            parts.append((leaf, linkrewrite.analyse_placeholders(leaf.text)))
         else:
             parts.append((leaf, linkrewrite.analyse_text(leaf.text, text_table)))
     if not t.changes_body and not any(part.spans for _, part in parts) and (own or not headers):

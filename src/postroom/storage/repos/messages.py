@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from postroom.domain.webhooks import wants_outbox
+from postroom.storage.bulk import insert_rows
 from postroom.storage.tables import deliveries, events, message_bodies, messages, webhook_outbox
 
 
@@ -23,14 +24,16 @@ def insert_accepted(
     delivery_rows: list[dict[str, Any]],
     event_rows: list[dict[str, Any]],
 ) -> None:
-    """Insert everything one acceptance produced; the caller's transaction makes it atomic."""
+    """Insert everything one acceptance produced; the caller's transaction makes it atomic.
+
+    A group commit calls this once for every acceptance queued together, so each table
+    gets one bulk insert (COPY on PostgreSQL, storage/bulk.py)."""
     for table, rows in (
         (messages, message_rows),
         (message_bodies, body_rows),
         (deliveries, delivery_rows),
     ):
-        if rows:
-            conn.execute(table.insert(), rows)
+        insert_rows(conn, table, rows)
     insert_events(conn, event_rows)
 
 
@@ -38,14 +41,13 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append event rows (from :mod:`postroom.events.recorder`) and their outbox rows."""
     if not rows:
         return
-    conn.execute(events.insert(), rows)
+    insert_rows(conn, events, rows)
     outbox = [
         {"event_id": r["event_id"], "account_id": r["account_id"], "created_at": r["created_at"]}
         for r in rows
         if wants_outbox(r["kind"], r["details"])
     ]
-    if outbox:
-        conn.execute(webhook_outbox.insert(), outbox)
+    insert_rows(conn, webhook_outbox, outbox)
 
 
 def get_raw(conn: Connection, message_id: str) -> bytes | None:
