@@ -4,7 +4,8 @@ against one real ``postroom serve`` over HTTPS.
 tests/node/general.js makes the calls (accounts, billing, API tokens, sub-accounts,
 account accesses and permissions, sending domains and company info, templates,
 suppressions, tracking opt-outs, webhooks, transactional/batch/bulk sending, email logs
-and stats, inbound folders, inboxes, messages and threads, reply, reply-all and forward)
+and stats, inbound folders, inboxes, messages and threads, reply, reply-all and forward,
+and all eleven email-campaign calls)
 and prints each outcome; this module asserts them. Between the script's two phases the
 test mails a message and its answer to the inbound inbox the script made, over SMTP to
 the inbound listener ``serve`` runs; a name server on loopback publishes the sender's SPF.
@@ -235,6 +236,25 @@ def test_node_sdk_general_api(
     assert [i["id"] for i in v["inboxes.list"]] == [inbox["id"]]
     assert v["inboxes.get"]["address"] == inbox["address"]
     assert v["inboxes.update"]["name"] == "Returns"
+
+    # Email campaigns: the draft, its state machine, a gradual start to two readers.
+    made = v["campaigns.create"]["data"]
+    assert made["current_state"] == "draft" and made["domain_name"] == "campaigns.node.example"
+    assert [c["id"] for c in v["campaigns.list"]["data"]] == [made["id"]]
+    assert v["campaigns.list"]["pagination"]["token"] == 1
+    assert v["campaigns.get"]["data"]["template"]["subject"] == "Hello from Node"
+    assert v["campaigns.update"]["data"]["delivery_options"] == {"emails_per_hour": 1}
+    scheduled = v["campaigns.schedule"]["data"]
+    assert scheduled["current_state"] == "scheduled"
+    assert scheduled["current_state_metadata"]["scheduled_at"]
+    assert v["campaigns.cancel"]["data"]["current_state"] == "draft"
+    assert v["campaigns.reset"]["data"]["current_state"] == "draft"
+    started = v["campaigns.start"]["data"]
+    assert started["current_state"] == "started" and started["recipient_total_count"] == 2
+    assert v["campaigns.stats"]["data"]["sent_count"] == 1  # one an hour: the first at once
+    assert v["campaigns.terminate"]["data"]["current_state"] == "terminated"
+    assert v["campaigns.delete"] == ""  # 204: no body
+    assert [c["name"] for c in v["campaigns.after"]["data"]] == ["Node launch!"]
 
     _mail_thread(server, inbox["address"])
     w = _values(

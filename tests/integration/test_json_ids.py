@@ -104,7 +104,15 @@ def seed(client: TestClient, boot: Bootstrap, services: Services) -> dict[str, A
         json={"webhook": {"url": "https://hooks.example/in", "webhook_type": "email_sending",
                           "sending_stream": "transactional", "event_types": ["delivery"]}},
     )  # fmt: skip
+    campaign = call(
+        "POST",
+        f"{base}/email_campaigns",
+        json={"name": "Ids", "domain_id": domain["id"], "from_local_part": "news",
+              "template_attributes": {"subject": "S", "body_text": "t"},
+              "contact_list_ids": [contact_list["id"]]},
+    )  # fmt: skip
     return {
+        "campaign_id": campaign["data"]["id"],
         "field_id": field["id"],
         "list_id": contact_list["id"],
         "contact_identifier": contact.get("data", contact)["id"],

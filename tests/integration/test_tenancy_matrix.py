@@ -231,6 +231,18 @@ def world(services: Services) -> Iterator[World]:
                 },
             )
         )["data"]
+        campaign = _ok(
+            client.post(
+                f"{base}/email_campaigns",
+                json={
+                    "name": f"{MARKER} campaign",
+                    "domain_id": domain["id"],
+                    "from_local_part": "news",
+                    "template_attributes": {"subject": MARKER, "body_html": MARKER},
+                    "contact_list_ids": [contact_list["id"]],
+                },
+            )
+        )["data"]
         token_id = client.get(f"{base}/api_tokens").json()[0]["id"]
         access_id = client.get(f"{base}/account_accesses").json()[0]["id"]
         ids: dict[str, Any] = {
@@ -258,6 +270,7 @@ def world(services: Services) -> Iterator[World]:
             "thread_id": thread_id,
             "rule_id": rule_id,
             "webhook_id": webhook["id"],
+            "campaign_id": campaign["id"],
         }
         attacker = services.db.write_sync(
             lambda conn: account_repo.insert_account(conn, "attacker", services.clock.now())

@@ -6,8 +6,8 @@
 // Two phases, chosen by POSTROOM_PHASE:
 // - "main": accounts, billing, API tokens, sub-accounts, account accesses and permissions,
 //   sending domains and company info, templates, suppressions, tracking opt-outs,
-//   webhooks, sending (transactional, batch, bulk), email logs and stats, and the inbound
-//   folder and inbox it leaves for the next phase;
+//   webhooks, sending (transactional, batch, bulk), email logs and stats, the inbound
+//   folder and inbox it leaves for the next phase, and email campaigns;
 // - "inbound": after the test mailed two messages of one thread to that inbox
 //   (POSTROOM_INBOUND_FOLDER, POSTROOM_INBOUND_INBOX): inbound messages and threads,
 //   reply, reply-all and forward, then the deletions.
@@ -305,6 +305,49 @@ async function inboundMail(steps) {
   await step(steps, "folders.after", () => folders.getList());
 }
 
+// Email campaigns: every method, on a domain and contact list of their own, after the
+// sending phase so the campaign's message stays out of the logs and stats checked above.
+async function campaigns(steps) {
+  const { emailCampaigns, sendingDomains, contactLists, contacts } = client;
+  const domain = await sendingDomains.create({ domain_name: "campaigns.node.example" });
+  const list = await contactLists.create({ name: "Node campaign readers" });
+  await contacts.create({ email: "reader@campaigns.node.example", list_ids: [list.id] });
+  const draft = {
+    name: "Node launch",
+    domain_id: domain.id,
+    from_local_part: "news",
+    template_attributes: {
+      subject: "Hello from Node",
+      body_html: '<p>Hi</p><a href="__unsubscribe_url__">Unsubscribe</a>',
+    },
+    contact_list_ids: [list.id],
+  };
+  const made = await step(steps, "campaigns.create", () => emailCampaigns.create(draft));
+  if (!made.ok) return;
+  const id = made.value.data.id;
+  await step(steps, "campaigns.list", () => emailCampaigns.getList({ search: "node launch" }));
+  await step(steps, "campaigns.get", () => emailCampaigns.get(id));
+  await step(steps, "campaigns.update", () =>
+    emailCampaigns.update(id, {
+      name: "Node launch!",
+      delivery_mode: "gradual",
+      delivery_options: { emails_per_hour: 1 },
+    }),
+  );
+  const when = new Date(Date.now() + 86400 * 1000).toISOString();
+  await step(steps, "campaigns.schedule", () => emailCampaigns.schedule(id, { datetime: when }));
+  await step(steps, "campaigns.cancel", () => emailCampaigns.cancel(id));
+  await emailCampaigns.schedule(id, { datetime: when });
+  await step(steps, "campaigns.reset", () => emailCampaigns.reset(id));
+  await contacts.create({ email: "second@campaigns.node.example", list_ids: [list.id] });
+  await step(steps, "campaigns.start", () => emailCampaigns.start(id));
+  await step(steps, "campaigns.stats", () => emailCampaigns.getStats(id));
+  await step(steps, "campaigns.terminate", () => emailCampaigns.terminate(id));
+  const spare = await emailCampaigns.create({ ...draft, name: "Node spare" });
+  await step(steps, "campaigns.delete", () => emailCampaigns.delete(spare.data.id));
+  await step(steps, "campaigns.after", () => emailCampaigns.getList());
+}
+
 async function main() {
   const steps = [];
   if (process.env.POSTROOM_PHASE === "inbound") {
@@ -322,6 +365,7 @@ async function main() {
   await webhooks(steps);
   await sendingLogsAndStats(steps);
   await inboundSetup(steps);
+  await campaigns(steps);
   return steps;
 }
 

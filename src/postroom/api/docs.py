@@ -251,6 +251,40 @@ class ReplayBody(BaseModel):
     until: str = Field(description="ISO 8601 time: events recorded before it.")
 
 
+class CampaignReplyTo(BaseModel):
+    display_name: str | None = None
+    local_part: str | None = None
+    domain: str | None = None
+
+
+class CampaignTemplateAttributes(BaseModel):
+    subject: str | None = Field(None, description="Handlebars; required on create.")
+    body_html: str | None = Field(None, description="Handlebars; contact fields are merge tags.")
+    body_text: str | None = Field(None, description="Handlebars.")
+    merge_tags: list[str] | None = None
+
+
+class CampaignDeliveryOptions(BaseModel):
+    emails_per_hour: int | None = Field(None, description="The gradual mode's pace.")
+
+
+class CampaignFields(BaseModel):
+    name: str | None = Field(None, description="Required on create.")
+    domain_id: int | None = Field(None, description="A sending domain of the account.")
+    from_local_part: str | None = Field(None, description="Required on create.")
+    from_display_name: str | None = None
+    reply_to: CampaignReplyTo | None = None
+    template_attributes: CampaignTemplateAttributes | None = None
+    delivery_mode: Literal["rapid", "gradual"] | None = None
+    delivery_options: CampaignDeliveryOptions | None = None
+    contact_list_ids: list[int] | None = None
+    contact_segment_ids: list[int] | None = Field(None, description="Must be empty.")
+
+
+class CampaignSchedule(BaseModel):
+    datetime: str = Field(description="ISO 8601 with a zone; future, at most 1 month ahead.")
+
+
 DOC_MODELS: tuple[type[BaseModel], ...] = (
     ProjectBody,
     InboxBody,
@@ -266,4 +300,6 @@ DOC_MODELS: tuple[type[BaseModel], ...] = (
     AlertsBody,
     WebhookBody,
     ReplayBody,
+    CampaignFields,
+    CampaignSchedule,
 )

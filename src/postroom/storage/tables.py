@@ -969,3 +969,55 @@ webhook_attempts = Table(
     Column("response_excerpt", Text, nullable=False),
     Index("ix_webhook_attempts_webhook_time", "webhook_id", "started_at", "id"),
 )
+
+# --- email campaigns (postroom.services.campaigns) --------------------------------------------
+
+email_campaigns = Table(
+    "email_campaigns",
+    metadata,
+    # A campaign: its draft (sender, inline template, audience, pace) and its lifecycle.
+    # ``released`` counts recipients handed to sending so far (the throttle's ledger) and
+    # ``slices`` numbers the slices taken, each sent under its own idempotency key.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("domain_id", ForeignKey("sending_domains.id", ondelete="SET NULL"), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("from_local_part", String(64), nullable=False),
+    Column("from_display_name", String(255), nullable=True),
+    Column("reply_to", JSON, nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("body_html", Text, nullable=True),
+    Column("body_text", Text, nullable=True),
+    Column("merge_tags", JSON, nullable=False),
+    Column("contact_list_ids", JSON, nullable=False),
+    Column("delivery_mode", String(16), nullable=False),
+    Column("emails_per_hour", Integer, nullable=True),
+    Column("state", String(24), nullable=False),
+    Column("state_reason", String(255), nullable=True),
+    Column("state_error", Text, nullable=True),
+    Column("scheduled_at", Stamp, nullable=True),
+    Column("last_started_at", Stamp, nullable=True),
+    Column("recipient_total_count", Integer, nullable=True),
+    Column("released", Integer, nullable=False, default=0),
+    Column("slices", Integer, nullable=False, default=0),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_email_campaigns_account", "account_id", "id"),
+    Index("ix_email_campaigns_state", "state"),
+)
+
+email_campaign_recipients = Table(
+    "email_campaign_recipients",
+    metadata,
+    # The audience as resolved at launch, one row per contact, in sending order. A row
+    # is pending (no slice), taken (``slice`` set, no outcome yet: resent under the same
+    # idempotency key after a crash) or done (``message_id`` or ``error``).
+    Column("campaign_id", ForeignKey("email_campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("email", String(320), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("slice", Integer, nullable=True),
+    Column("message_id", String(36), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("sent_at", Stamp, nullable=True),
+)

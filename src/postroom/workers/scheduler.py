@@ -5,7 +5,8 @@ so that one poisonous message cannot occupy a worker forever; an operator sees t
 the queue and can requeue them. It re-checks sending domains' DNS, which is also how DKIM
 keys activate, rotate and retire (:func:`postroom.services.domains.verify`). It folds
 new events into the stats rollups, enforces log and body retention, and judges
-per-domain alerts.
+per-domain alerts. It launches scheduled email campaigns and sends the next slice of each
+campaign being sent.
 
 Several schedulers may run (one per ``postroom serve`` child, or ``postroom scheduler``
 on several hosts): each round, only the one that leads (storage/leadership.py: a
@@ -24,6 +25,7 @@ from postroom.queue import leases
 from postroom.services import (
     Services,
     alerts,
+    campaign_sending,
     domains,
     idempotency,
     retention,
@@ -67,6 +69,12 @@ async def purge_idempotency_keys(services: Services) -> int:
     return await services.db.write(lambda conn: idempotency.purge(conn, now, ttl))
 
 
+async def send_campaigns(services: Services) -> int:
+    """Launch the scheduled email campaigns that are due; send each sending campaign's
+    next slice (throttled; resumable: postroom.services.campaign_sending)."""
+    return await campaign_sending.send_round(services)
+
+
 async def fold_stats(services: Services) -> int:
     """Fold new events into the stats rollups (bounded batches)."""
     return await rollups.consume(services)
@@ -90,6 +98,7 @@ JOBS = (
     recheck_domains,
     expire_suppressions,
     purge_idempotency_keys,
+    send_campaigns,
     fold_stats,
     enforce_retention,
     judge_alerts,
