@@ -98,6 +98,12 @@ def seed(client: TestClient, boot: Bootstrap, services: Services) -> dict[str, A
     assert _send(services, [desk["address"]], _message(desk["address"]))[1] == 250
     listed = call("GET", f"{base}/inbound/inboxes/{desk['id']}/messages")
     [received] = listed.get("data", listed) if isinstance(listed, dict) else listed
+    [thread] = call("GET", f"{base}/inbound/inboxes/{desk['id']}/threads")["data"]
+    rule = call(
+        "POST",
+        f"{base}/inbound/inboxes/{desk['id']}/forward_rules",
+        json={"name": "Ids", "destinations": [{"email": "ids@example.net"}]},
+    )["data"]
     webhook = call(
         "POST",
         f"{base}/webhooks",
@@ -121,6 +127,8 @@ def seed(client: TestClient, boot: Bootstrap, services: Services) -> dict[str, A
         "folder_id": folder["id"],
         "inbound_inbox_id": desk["id"],
         "inbound_message_id": received["id"],
+        "thread_id": thread["id"],
+        "rule_id": rule["id"],
         "webhook_id": webhook["data"]["id"],
         "access_id": call("GET", f"{base}/account_accesses")[0]["id"],
         "answers": answers,
