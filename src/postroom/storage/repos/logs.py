@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from postroom.domain.logfilters import Filter, LogQuery
+from postroom.storage import search
 from postroom.storage.tables import deliveries, events, message_bodies, messages
 
 d, m = deliveries.c, messages.c
@@ -77,8 +78,24 @@ def base(account_id: int) -> Select[Any]:
     )
 
 
-def conditions(query: LogQuery, domain_names: dict[int, str]) -> list[ColumnElement[bool]]:
-    """WHERE clauses for ``query``; ``domain_names`` maps the account's domain ids."""
+# Text fields whose "contains" a search index serves (storage/search.py): the searched
+# table and column of each.
+SEARCHED: dict[str, tuple[str, str]] = {
+    "to": ("deliveries", "recipient"),
+    "from": ("messages", "sender"),
+    "subject": ("messages", "subject"),
+}
+
+
+def conditions(
+    conn: Connection, query: LogQuery, domain_names: dict[int, str]
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for ``query``; ``domain_names`` maps the account's domain ids.
+
+    A case-insensitive "contains" or "equal" on a searched field also gets the search
+    index's narrowing condition (on SQLite; PostgreSQL's index serves the LIKE itself):
+    the field's own condition stays, so what matches is the same either way.
+    """
     where: list[ColumnElement[bool]] = []
     if query.sent_after is not None:
         where.append(d.created_at >= query.sent_after)
@@ -86,6 +103,11 @@ def conditions(query: LogQuery, domain_names: dict[int, str]) -> list[ColumnElem
         where.append(d.created_at <= query.sent_before)
     for f in query.filters:
         where.append(_condition(f, domain_names))
+        if f.field in SEARCHED and f.operator in ("ci_contain", "ci_equal"):
+            table, column = SEARCHED[f.field]
+            narrowed = search.narrowing(conn, table, [column], [str(v) for v in f.values])
+            if narrowed is not None:
+                where.append(narrowed)
     return where
 
 

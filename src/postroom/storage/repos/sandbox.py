@@ -8,6 +8,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from postroom.storage import search as search_index
 from postroom.storage.repos import insert_id
 from postroom.storage.tables import deliveries, inboxes, messages, projects, sandbox_messages
 
@@ -174,6 +175,10 @@ def list_messages(
         query = query.where(
             or_(*(sandbox_messages.c[f].icontains(search, autoescape=True) for f in fields))
         )
+        # The search index (storage/search.py) narrows the rows that LIKE then checks.
+        narrowed = search_index.narrowing(conn, "sandbox_messages", fields, [search])
+        if narrowed is not None:
+            query = query.where(narrowed)
     if before_id is not None:
         query = query.where(sandbox_messages.c.id < before_id)
     query = query.order_by(sandbox_messages.c.id.desc()).offset(offset).limit(limit)
