@@ -4,9 +4,9 @@ The email logs filter on a part of the recipient, sender or subject, and the san
 search on a part of a captured message's subject or addresses. ``lower(col) LIKE
 '%term%'`` cannot use a B-tree, so over a million deliveries it read every row (seconds).
 
-* PostgreSQL: a pg_trgm GIN index on ``lower(col)`` (migration 0016). The planner uses
-  it for the same ``LIKE`` the queries already write, so nothing changes on the query
-  side (:func:`narrowing` answers None).
+* PostgreSQL: a pg_trgm GIN index on the searched columns (migration 0016). The planner
+  uses it for the same ``LIKE``/``ILIKE`` the queries already write, so nothing changes
+  on the query side (:func:`narrowing` answers None).
 * SQLite: an FTS5 table with the trigram tokenizer per searched table, contentless
   (only the index, not a second copy of the text), whose rowid is the searched row's
   rowid, kept in step by triggers (:func:`install_sqlite`). :func:`narrowing` gives an
@@ -40,8 +40,21 @@ SEARCHED: dict[str, tuple[str, tuple[str, ...]]] = {
         ("subject", "from_email", "from_name", "to_email", "to_name"),
     ),
 }
-# PostgreSQL: one GIN index per searched table over lower() of its columns.
+# PostgreSQL: one GIN index per searched table over what its queries compare: the
+# email logs write lower(col) LIKE (repos/logs.py), the sandbox search col ILIKE
+# (SQLAlchemy's icontains); a trigram index serves either, on the same expression.
 PG_INDEXES: dict[str, str] = {table: f"ix_{table}_search_trgm" for table in SEARCHED}
+PG_LOWERED = frozenset({"deliveries", "messages"})
+
+
+def pg_index_ddl(table: str) -> str:
+    """CREATE INDEX for ``table``'s trigram index (migration 0016)."""
+    _, columns = SEARCHED[table]
+    shown = (f"lower({c})" if table in PG_LOWERED else c for c in columns)
+    expressions = ", ".join(f"{e} gin_trgm_ops" for e in shown)
+    return f"CREATE INDEX {PG_INDEXES[table]} ON {table} USING gin ({expressions})"
+
+
 TRIGRAM = 3
 # Above this many FTS matches a term is "common" (1 % of a million rows): the ordered
 # scan meets a page of 50 within a few thousand rows, while collecting and sorting every

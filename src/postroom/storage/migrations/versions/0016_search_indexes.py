@@ -4,11 +4,11 @@ Revision ID: 0016
 Revises: 0013
 
 * Substring search (storage/search.py): on PostgreSQL the pg_trgm extension and a GIN
-  trigram index on lower() of the searched columns of deliveries (recipient), messages
-  (sender, subject) and sandbox_messages (subject, sender and recipient address and
-  name); on SQLite an FTS5 trigram table per searched table, with its triggers, filled
-  from the rows already there. Building them over a large table takes a while (about a
-  minute per million deliveries).
+  trigram index on the searched columns of deliveries (recipient), messages (sender,
+  subject) and sandbox_messages (subject, sender and recipient address and name); on
+  SQLite an FTS5 trigram table per searched table, with its triggers, filled from the
+  rows already there. Building them over a large database takes a while (see
+  docs/benchmarks.md: seconds per million messages).
 * ``user_sessions.account_id``: the account a dashboard session acts in (null: the
   user's own account), and an index finding a user's accesses in every account.
 """
@@ -31,11 +31,8 @@ def upgrade() -> None:
     if bind.dialect.name == "postgresql":
         # pg_trgm is a trusted extension (PostgreSQL 13+): a database owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for table, (_, columns) in search.SEARCHED.items():
-            expressions = ", ".join(f"lower({c}) gin_trgm_ops" for c in columns)
-            op.execute(
-                f"CREATE INDEX {search.PG_INDEXES[table]} ON {table} USING gin ({expressions})"
-            )
+        for table in search.SEARCHED:
+            op.execute(search.pg_index_ddl(table))
     else:
         for table in search.SEARCHED:
             search.install_sqlite(bind, table)
