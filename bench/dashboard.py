@@ -197,12 +197,16 @@ def main(argv: list[str] | None = None) -> int:
             "/?days=90",
             "/ui/logs",
             "/ui/logs?to=user12345",
+            # A common term (a ninth of the recipients), and one on the messages' side.
+            "/ui/logs?to=gmail.com",
+            "/ui/logs?subject=receipt&from=shop.example",
             "/ui/logs?status=delivered&stream=bulk",
             f"/ui/logs/{some_delivery}",
             "/ui/sandbox",
             f"/ui/sandbox/{inbox_id}",
             f"/ui/sandbox/{inbox_id}/messages",
             f"/ui/sandbox/{inbox_id}?q=Captured%2099999",
+            f"/ui/sandbox/{inbox_id}?q=example.com",  # every message matches
             f"/ui/sandbox/{inbox_id}/m/{newest_capture}",
             "/ui/domains",
             "/ui/templates",
