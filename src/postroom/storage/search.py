@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, text
+from sqlalchemy import ColumnElement, literal_column, text
 from sqlalchemy.engine import Connection
 
 # Searched table → (its FTS5 table, the columns indexed).
@@ -60,6 +60,7 @@ TRIGRAM = 3
 # scan meets a page of 50 within a few thousand rows, while collecting and sorting every
 # match would cost more than the scan.
 COMMON = 10_000
+_NARROWING = "postroom_search_narrowing"  # the annotation marking a narrowing condition
 
 
 def is_search_object(name: str | None) -> bool:
@@ -111,7 +112,12 @@ def narrowing(
     """An index-backed condition holding for every row of ``table`` where one of
     ``columns`` contains one of ``terms`` (case-insensitive), or None when no index
     helps (PostgreSQL, whose trigram index serves the LIKE itself; a short term; a
-    common term). The caller keeps its own LIKE: this condition only narrows."""
+    common term). The caller keeps its own LIKE: this condition only narrows.
+
+    On SQLite it is ``rowid IN (the matching rowids)``, at most :data:`COMMON` of them,
+    read from the FTS table here. The caller should then let SQLite read those rows by
+    rowid (:func:`is_narrowing` tells it) rather than walk an index in the page's order.
+    """
     if conn.dialect.name != "sqlite" or not terms or any(len(t) < TRIGRAM for t in terms):
         return None
     fts, indexed = SEARCHED[table]
@@ -119,11 +125,14 @@ def narrowing(
     if unknown:
         raise ValueError(f"{table} has no search index on {sorted(unknown)}")
     query = "{" + " ".join(columns) + "} : (" + " OR ".join(_phrase(t) for t in terms) + ")"
-    probe = text(f"SELECT count(*) FROM (SELECT rowid FROM {fts} WHERE {fts} MATCH :q LIMIT :n)")
-    if int(conn.execute(probe, {"q": query, "n": COMMON + 1}).scalar() or 0) > COMMON:
+    found = text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q LIMIT :n")
+    rowids = [int(r[0]) for r in conn.execute(found, {"q": query, "n": COMMON + 1})]
+    if len(rowids) > COMMON:
         return None
-    # unique: two narrowed filters in one statement must not share the parameter's name.
-    matches = text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q").bindparams(
-        bindparam("q", query, unique=True)
-    )
-    return literal_column(f"{table}.rowid").in_(matches.columns(literal_column("rowid")))
+    narrowed: ColumnElement[bool] = literal_column(f"{table}.rowid").in_(rowids)
+    return narrowed._annotate({_NARROWING: True})
+
+
+def is_narrowing(clause: ColumnElement[bool]) -> bool:
+    """Whether ``clause`` came from :func:`narrowing`."""
+    return bool(clause._annotations.get(_NARROWING))

@@ -64,7 +64,7 @@ def _count(conn: Connection, account_id: int, where: list[Any], query: LogQuery)
     capped = (
         select(deliveries.c.id)
         .select_from(source)
-        .where(deliveries.c.account_id == account_id, *where)
+        .where(log_repo.account_filter(account_id, where), *where)
         .limit(COUNT_CAP + 1)
         .subquery()
     )
