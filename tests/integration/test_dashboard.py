@@ -15,6 +15,7 @@ from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from starlette.testclient import TestClient
 
 from logseed import DAY1, other_account, seed_sync
@@ -27,6 +28,7 @@ from postroom.sandbox import capture
 from postroom.services import Services, domains, rollups, stats, templates
 from postroom.services import users as user_service
 from postroom.services.accounts import Bootstrap
+from postroom.storage.repos import accounts as account_repo
 from postroom.storage.repos import audit as audit_repo
 from postroom.storage.repos import sandbox as sandbox_repo
 from postroom.storage.tables import users
@@ -421,3 +423,102 @@ def test_an_admin_changes_a_users_role_but_not_the_owners(
     )
     audited = web.get("/ui/audit").text
     assert "account_access.permissions_updated" in audited
+
+
+def _grant(services: Services, account_id: int, email: str, role: str) -> None:
+    """An access to ``account_id`` for the existing user ``email``, the way users get one:
+    an invitation from that account, accepted."""
+    invited = services.db.write_sync(
+        user_service.invite(services, account_id, email, role, Actor.cli())
+    )
+    services.db.write_sync(user_service.accept_invitation(services, invited.token, PASSWORD))
+
+
+def test_switching_account_scopes_pages_actions_and_role(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    """A user with accesses in several accounts picks one in the layout's switcher; every
+    page and action is then that account's, with the user's role there. An account they
+    have no access to cannot be selected, whatever the form says."""
+    admin_in, _ = other_account(services)  # the user is an admin there
+    viewer_in, _ = other_account(services)  # a viewer there
+    stranger, _ = other_account(services)  # no access at all
+    for account_id, name in (
+        (boot.account_id, "home.example"),
+        (admin_in, "admin.example"),
+        (viewer_in, "viewer.example"),
+        (stranger, "stranger.example"),
+    ):
+        asyncio.run(domains.create(services, account_id, name))
+    make_user(services, boot, "owner@example.com", "owner")
+    _grant(services, admin_in, "owner@example.com", "admin")
+    _grant(services, viewer_in, "owner@example.com", "viewer")
+    sign_in(web, "owner@example.com")
+
+    page = web.get("/ui/domains")
+    assert "home.example" in page.text and "admin.example" not in page.text
+    options = re.findall(r'<option value="(\d+)"', page.text)
+    assert sorted(int(o) for o in options) == sorted([boot.account_id, admin_in, viewer_in])
+
+    def switch(value: object, token: str) -> int:
+        answer = web.post("/ui/account/switch", data={"csrf": token, "account_id": str(value)})
+        return answer.status_code
+
+    assert switch(admin_in, csrf_of(page.text)) == 303
+    page = web.get("/ui/domains")
+    assert "admin.example" in page.text and "home.example" not in page.text
+    assert "owner@example.com · admin" in page.text
+    token = csrf_of(page.text)
+    # Actions land in the selected account, and only there.
+    added = web.post(
+        "/ui/suppressions", data={"csrf": token, "email": "gone@example.com", "stream": "bulk"}
+    )
+    assert added.status_code == 303
+    assert "gone@example.com" in web.get("/ui/suppressions").text
+    home_domain = asyncio.run(domains.list_domains(services, boot.account_id))[0]
+    assert web.get(f"/ui/domains/{home_domain.row['id']}").status_code == 404
+
+    # Tampered forms: an account without access, one that does not exist, not a number.
+    for value in (stranger, 999_999, "x", ""):
+        assert switch(value, token) == 403, value
+    assert "admin.example" in web.get("/ui/domains").text  # still where it was
+    assert web.post("/ui/account/switch", data={"account_id": str(viewer_in)}).status_code == 403
+
+    assert switch(viewer_in, token) == 303
+    page = web.get("/ui/suppressions")
+    assert "owner@example.com · viewer" in page.text and "gone@example.com" not in page.text
+    refused = web.post(
+        "/ui/suppressions",
+        data={"csrf": csrf_of(page.text), "email": "b@example.com", "stream": "bulk"},
+    )
+    assert refused.status_code == 403
+
+    assert switch(boot.account_id, token) == 303
+    page = web.get("/ui/suppressions")
+    assert "owner@example.com · owner" in page.text and "gone@example.com" not in page.text
+
+
+def test_a_revoked_access_falls_back_to_the_users_own_account(
+    web: TestClient, services: Services, boot: Bootstrap
+) -> None:
+    other, _ = other_account(services)
+    asyncio.run(domains.create(services, other, "theirs.example"))
+    user_id = make_user(services, boot, "owner@example.com", "owner")
+    _grant(services, other, "owner@example.com", "admin")
+    sign_in(web, "owner@example.com")
+    token = csrf_of(web.get("/").text)
+    switched = web.post("/ui/account/switch", data={"csrf": token, "account_id": str(other)})
+    assert switched.status_code == 303
+    assert "theirs.example" in web.get("/ui/domains").text
+
+    def revoke(conn: Connection) -> None:
+        found = account_repo.access_of(conn, other, "User", user_id)
+        assert found is not None
+        account_repo.delete_access(conn, int(found["id"]))
+
+    services.db.write_sync(revoke)
+    page = web.get("/ui/domains")
+    assert page.status_code == 200 and "theirs.example" not in page.text
+    assert 'name="account_id"' not in page.text  # one account left: no switcher
+    again = web.post("/ui/account/switch", data={"csrf": token, "account_id": str(other)})
+    assert again.status_code == 403

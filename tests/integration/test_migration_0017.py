@@ -16,8 +16,8 @@ def test_downgrade_to_0015_and_up_again(services: Services) -> None:
     engine = services.db.engine
     before = set(inspect(engine).get_table_names())
     assert before >= TABLES
-    command.downgrade(alembic_config(engine), "0015")
-    assert current_revision(engine) == "0015"
+    command.downgrade(alembic_config(engine), "0016")
+    assert current_revision(engine) == "0016"
     assert set(inspect(engine).get_table_names()) == before - TABLES
     upgrade(engine, "0017")
     assert current_revision(engine) == "0017"

@@ -13,6 +13,9 @@
   sends one.
 * Roles: owners and admins may change things; a viewer only reads (every action checks
   :attr:`Viewer.can_write`, and the templates hide what a viewer may not do).
+* A user with accesses in several accounts acts in one at a time, kept in their session
+  (services/users.py ``select_account``): every page reads ``Viewer.account_id`` and
+  ``Viewer.role``, resolved from the session and the user's accesses at each request.
 """
 
 from __future__ import annotations
@@ -28,15 +31,12 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from postroom import __version__
-from postroom.domain import access
 from postroom.services import Services
 from postroom.services import users as user_service
-from postroom.storage.repos import accounts as account_repo
 
 HERE = Path(__file__).parent
 CSRF_PURPOSE = "dashboard-csrf"
@@ -87,15 +87,18 @@ def clear_cookie(response: Response, request: Request, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """The signed-in user, the account they act on, their role and their CSRF token."""
+    """The signed-in user, the account they act in, their role there and their CSRF token."""
 
     user_id: int
     email: str
     name: str
     account_id: int
+    account_name: str
     role: str
     csrf: str
     totp_enabled: bool
+    # Every account the user may act in (the layout's switcher), this one included.
+    accounts: tuple[user_service.Membership, ...] = ()
 
     @property
     def can_write(self) -> bool:
@@ -128,43 +131,27 @@ def csrf_for(services: Services, seed: str) -> str:
     return hmac.new(key, seed.encode(), hashlib.sha256).hexdigest()
 
 
-def _role(conn: Connection, user: dict[str, Any]) -> str:
-    """The user's account-level access (F11's accesses), else the role they were made with."""
-    account_id, user_id = int(user["account_id"]), int(user["id"])
-    found = account_repo.access_of(conn, account_id, "User", user_id)
-    if found is not None:
-        perms = account_repo.permissions(conn, [int(found["id"])]).get(int(found["id"]), [])
-        levels = [p.level for p in perms if p.resource_type == access.ACCOUNT]
-        if levels:
-            top = max(levels)
-            return "owner" if top >= access.OWNER else "admin" if top >= access.ADMIN else "viewer"
-    return str(user["role"])
-
-
 async def viewer_of(request: Request) -> Viewer:
-    """The signed-in user of ``request`` (raises NeedLogin), checking CSRF on writes."""
+    """The signed-in user of ``request`` (raises NeedLogin), in the account their session
+    acts in, checking CSRF on writes."""
     services = services_of(request)
     token = request.cookies.get(session_cookie(request))
     if not token:
         raise NeedLogin()
-    lookup = user_service.session_user(services, token)
-
-    def read(conn: Connection) -> tuple[dict[str, Any], str] | None:
-        user = lookup(conn)
-        return None if user is None else (user, _role(conn, user))
-
-    found = await services.db.read(read)
+    found = await services.db.read(user_service.current(services, token))
     if found is None:
         raise NeedLogin()
-    user, role = found
+    user = found.user
     viewer = Viewer(
         user_id=int(user["id"]),
         email=str(user["email"]),
         name=str(user["name"] or ""),
-        account_id=int(user["account_id"]),
-        role=role,
+        account_id=found.account.account_id,
+        account_name=found.account.name,
+        role=found.account.role,
         csrf=csrf_for(services, "session:" + token),
         totp_enabled=user["totp_enabled_at"] is not None,
+        accounts=found.accounts,
     )
     if request.method not in SAFE_METHODS:
         await check_csrf(request, viewer.csrf)

@@ -114,7 +114,7 @@ def _iso(moment: datetime) -> str:
 
 def list_sync(conn: Connection, account_id: int, query: LogQuery, search_after: str | None) -> Page:
     names, ids = _domains(conn, account_id)
-    where = repo.conditions(query, names)
+    where = repo.conditions(conn, query, names)
     after = None
     if search_after:
         after = repo.position(conn, account_id, search_after)
@@ -217,7 +217,7 @@ async def export_rows(
 
     def first(conn: Connection) -> tuple[list[Any], dict[str, int]]:
         names, ids = _domains(conn, account_id)
-        return repo.conditions(query, names), ids
+        return repo.conditions(conn, query, names), ids
 
     where, ids = await services.db.read(first)
     after: tuple[datetime, str] | None = None

@@ -8,7 +8,9 @@
 * Sessions and invitation links are 256-bit random tokens shown once, stored as SHA-256;
   sessions expire after ``SESSION_LIFETIME``, invitations after ``INVITATION_LIFETIME``.
 * A user's role in an account is their account access (``account_accesses``) with the
-  account-level permission of the role (domain/access.py ROLES).
+  account-level permission of the role (domain/access.py ROLES). A user with accesses in
+  several accounts acts in one at a time: their session keeps the account selected
+  (:func:`select_account`), checked again against their accesses at every request.
 
 Nothing secret is logged or audited: the audit log records that a password or second
 factor changed, never a value. Each operation returns a unit of work (a function of a
@@ -281,12 +283,107 @@ def session_user(services: Services, token: str) -> Work[dict[str, Any] | None]:
     """The user of a live session, or None (unknown, expired or revoked)."""
 
     def run(conn: Connection) -> dict[str, Any] | None:
-        session = repo.session_by_hash(conn, _sha256(token))
-        now = services.clock.now()
-        if session is None or session["revoked_at"] is not None or session["expires_at"] <= now:
+        found = _live_session(services, conn, token)
+        return None if found is None else found[1]
+
+    return run
+
+
+def _live_session(
+    services: Services, conn: Connection, token: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(session, user) of ``token`` if the session is live and its user not disabled."""
+    session = repo.session_by_hash(conn, _sha256(token))
+    now = services.clock.now()
+    if session is None or session["revoked_at"] is not None or session["expires_at"] <= now:
+        return None
+    user = repo.by_id(conn, int(session["user_id"]))
+    return None if user is None or user["disabled_at"] else (session, user)
+
+
+# --- the accounts a user acts in (the dashboard's account switcher) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """An account the user may act in, and their role there."""
+
+    account_id: int
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """A live session: its user, the account it acts in, and every account it could."""
+
+    session_id: int
+    user: dict[str, Any]
+    account: Membership
+    accounts: tuple[Membership, ...]
+
+
+def _role_of_level(level: int) -> str:
+    return "owner" if level >= access.OWNER else "admin" if level >= access.ADMIN else "viewer"
+
+
+def memberships(conn: Connection, user: dict[str, Any]) -> list[Membership]:
+    """The user's own account first (its account access, else the role the user was made
+    with), then every other account where one of their accesses holds an account-level
+    permission and which is not disabled. An access on a domain or project alone makes
+    no membership: the dashboard shows whole accounts."""
+    home = int(user["account_id"])
+    found = account_repo.accesses_of(conn, "User", int(user["id"]))
+    held = account_repo.permissions(conn, [int(a["id"]) for a in found])
+    levels: dict[int, int] = {}
+    for row in found:
+        account_id = int(row["account_id"])
+        for p in held.get(int(row["id"]), []):
+            if p.resource_type == access.ACCOUNT and p.resource_id == account_id:
+                levels[account_id] = max(levels.get(account_id, 0), p.level)
+    names = account_repo.accounts_by_id(conn, [home, *levels])
+    own = names.get(home, {})
+    role = _role_of_level(levels[home]) if home in levels else str(user["role"])
+    shown = [Membership(home, str(own.get("name", "")), role)]
+    for account_id, level in sorted(levels.items()):
+        other = names.get(account_id)
+        if account_id != home and other is not None and other["disabled_at"] is None:
+            shown.append(Membership(account_id, str(other["name"]), _role_of_level(level)))
+    return shown
+
+
+def current(services: Services, token: str) -> Work[Current | None]:
+    """The session of ``token`` with the account it acts in: the one it selected while
+    the user still holds an access there, else the user's own account."""
+
+    def run(conn: Connection) -> Current | None:
+        found = _live_session(services, conn, token)
+        if found is None:
             return None
-        user = repo.by_id(conn, int(session["user_id"]))
-        return None if user is None or user["disabled_at"] else user
+        session, user = found
+        choices = memberships(conn, user)
+        selected = session["account_id"]
+        account = next((m for m in choices if m.account_id == selected), choices[0])
+        return Current(int(session["id"]), user, account, tuple(choices))
+
+    return run
+
+
+def select_account(services: Services, token: str, account_id: int) -> Work[Membership]:
+    """Make the session of ``token`` act in ``account_id``: only an account among the
+    user's memberships (NotFound otherwise, the same answer whether or not it exists)."""
+    lookup = current(services, token)
+
+    def run(conn: Connection) -> Membership:
+        now = lookup(conn)
+        if now is None:
+            raise Unauthorized()
+        chosen = next((m for m in now.accounts if m.account_id == account_id), None)
+        if chosen is None:
+            raise NotFound("account")
+        home = int(now.user["account_id"])
+        repo.set_session_account(conn, now.session_id, None if account_id == home else account_id)
+        return chosen
 
     return run
 

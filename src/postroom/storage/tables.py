@@ -131,6 +131,9 @@ user_sessions = Table(
     Column("created_at", Stamp, nullable=False),
     Column("expires_at", Stamp, nullable=False),
     Column("revoked_at", Stamp, nullable=True),
+    # The account the dashboard acts in (chosen among the user's accesses); null: the
+    # user's own account. An account deleted falls back to it.
+    Column("account_id", ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
 )
 
 # Invitations by link: the link's token is shown once; only its SHA-256 is kept.
@@ -162,6 +165,8 @@ account_accesses = Table(
     UniqueConstraint(
         "account_id", "specifier_type", "specifier_id", name="uq_account_accesses_specifier"
     ),
+    # A user's accesses in every account: the dashboard's account switcher.
+    Index("ix_account_accesses_specifier", "specifier_type", "specifier_id"),
 )
 
 # One row per (access, resource): access level 1000 owner, 100 admin, 10 viewer.

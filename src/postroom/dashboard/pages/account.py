@@ -1,6 +1,10 @@
 """The signed-in user's own page: who they are, their role, and the second factor
 (TOTP, F11's services/users.py): begin shows the secret and its otpauth URI once;
-confirming with a code enables it and shows the one-time recovery codes once."""
+confirming with a code enables it and shows the one-time recovery codes once.
+
+Also the account switcher's action (the form is in the layout): the session then acts in
+the chosen account, one the user holds an access in; any other is refused.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,27 @@ async def totp_confirm(request: Request) -> Response:
             error="That code did not match; start again.",
         )
     return web.render(request, "account.html", title="Account", recovery=codes, enabled=True)
+
+
+@router.post("/ui/account/switch")
+async def switch(request: Request) -> Response:
+    await web.viewer_of(request)
+    services = web.services_of(request)
+    form = await request.form()
+    chosen = str(form.get("account_id") or "")
+    token = request.cookies.get(web.session_cookie(request), "")
+    try:
+        if not chosen.isdigit():
+            raise NotFound("account")
+        await services.db.write(user_service.select_account(services, token, int(chosen)))
+    except NotFound:
+        # The same answer for an account that does not exist and one of someone else.
+        return web.render(
+            request,
+            "error.html",
+            403,
+            title="Not allowed",
+            message="You have no access to that account.",
+        )
+    # The overview: the page shown before may be an object of the other account.
+    return web.redirect("/", request)

@@ -64,7 +64,7 @@ def _count(conn: Connection, account_id: int, where: list[Any], query: LogQuery)
     capped = (
         select(deliveries.c.id)
         .select_from(source)
-        .where(deliveries.c.account_id == account_id, *where)
+        .where(log_repo.account_filter(account_id, where), *where)
         .limit(COUNT_CAP + 1)
         .subquery()
     )
@@ -77,7 +77,7 @@ def _list(conn: Connection, account_id: int, query: LogQuery, after: str) -> Pag
     by_key = rollup_repo.domain_ids(conn, [account_id])
     names = {i: n for (_, n), i in by_key.items()}
     ids = {n: i for (_, n), i in by_key.items()}
-    where = log_repo.conditions(query, names)
+    where = log_repo.conditions(conn, query, names)
     position = log_repo.position(conn, account_id, after) if after else None
     rows = log_repo.page(conn, account_id, where, position, logs.PAGE_SIZE + 1)
     more = len(rows) > logs.PAGE_SIZE

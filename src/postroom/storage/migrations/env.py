@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from postroom.storage.search import is_search_object
 from postroom.storage.tables import metadata
 
 engine = context.config.attributes.get("engine")
@@ -29,6 +30,12 @@ def _set_sqlite_foreign_keys(connection: Connection, on: bool) -> None:
     driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Autogenerate compares the declared tables; the search indexes (storage/search.py)
+    are built by migration 0016 alone, outside the metadata."""
+    return not is_search_object(name)
+
+
 def _check_foreign_keys(connection: Connection) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
@@ -40,7 +47,12 @@ with engine.connect() as connection:
     if sqlite:
         _set_sqlite_foreign_keys(connection, on=False)
     try:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=sqlite)
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=sqlite,
+            include_name=_include_name,
+        )
         with context.begin_transaction():
             context.run_migrations()
             if sqlite:

@@ -137,6 +137,27 @@ def access_of(
     return dict(row) if row else None
 
 
+def accesses_of(conn: Connection, specifier_type: str, specifier_id: int) -> list[dict[str, Any]]:
+    """Every account access of one user, invitation or token (in any account)."""
+    query = (
+        select(account_accesses)
+        .where(
+            account_accesses.c.specifier_type == specifier_type,
+            account_accesses.c.specifier_id == specifier_id,
+        )
+        .order_by(account_accesses.c.account_id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def accounts_by_id(conn: Connection, account_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(select(accounts).where(accounts.c.id.in_(ids))).mappings()
+    return {int(r["id"]): dict(r) for r in rows}
+
+
 def get_access(conn: Connection, account_id: int, access_id: int) -> dict[str, Any] | None:
     """The access ``access_id`` if it belongs to ``account_id`` (None otherwise)."""
     query = select(account_accesses).where(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
 from postroom.domain.logfilters import Filter, LogQuery
+from postroom.storage import search
 from postroom.storage.tables import deliveries, events, message_bodies, messages
 
 d, m = deliveries.c, messages.c
@@ -69,16 +70,42 @@ COLUMN_OF: dict[str, Any] = {
 }
 
 
-def base(account_id: int) -> Select[Any]:
+def base(account_id: int, where: list[ColumnElement[bool]] | None = None) -> Select[Any]:
     return (
         select(*COLUMNS)
         .select_from(deliveries.join(messages, messages.c.id == deliveries.c.message_id))
-        .where(d.account_id == account_id)
+        .where(account_filter(account_id, where or []))
     )
 
 
-def conditions(query: LogQuery, domain_names: dict[int, str]) -> list[ColumnElement[bool]]:
-    """WHERE clauses for ``query``; ``domain_names`` maps the account's domain ids."""
+def account_filter(account_id: int, where: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The account's deliveries. Once a search index narrowed ``where`` to a known few
+    rows (storage/search.py), ``+ 0`` keeps SQLite from walking the (account, created_at)
+    index, which it prefers for the page's order and which would read every delivery of
+    the account for a rare term: it reads the few rows by rowid and sorts them."""
+    if any(search.is_narrowing(w) for w in where):
+        return (d.account_id + 0) == account_id
+    return d.account_id == account_id
+
+
+# Text fields whose "contains" a search index serves (storage/search.py): the searched
+# table and column of each.
+SEARCHED: dict[str, tuple[str, str]] = {
+    "to": ("deliveries", "recipient"),
+    "from": ("messages", "sender"),
+    "subject": ("messages", "subject"),
+}
+
+
+def conditions(
+    conn: Connection, query: LogQuery, domain_names: dict[int, str]
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for ``query``; ``domain_names`` maps the account's domain ids.
+
+    A case-insensitive "contains" or "equal" on a searched field also gets the search
+    index's narrowing condition (on SQLite; PostgreSQL's index serves the LIKE itself):
+    the field's own condition stays, so what matches is the same either way.
+    """
     where: list[ColumnElement[bool]] = []
     if query.sent_after is not None:
         where.append(d.created_at >= query.sent_after)
@@ -86,6 +113,11 @@ def conditions(query: LogQuery, domain_names: dict[int, str]) -> list[ColumnElem
         where.append(d.created_at <= query.sent_before)
     for f in query.filters:
         where.append(_condition(f, domain_names))
+        if f.field in SEARCHED and f.operator in ("ci_contain", "ci_equal"):
+            table, column = SEARCHED[f.field]
+            narrowed = search.narrowing(conn, table, [column], [str(v) for v in f.values])
+            if narrowed is not None:
+                where.append(narrowed)
     return where
 
 
@@ -133,7 +165,7 @@ def page(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` rows, newest first, strictly after the ``after`` position."""
-    query = base(account_id).where(*where)
+    query = base(account_id, where).where(*where)
     if after is not None:
         at, last_id = after
         query = query.where(or_(d.created_at < at, and_(d.created_at == at, d.id < last_id)))
@@ -153,7 +185,9 @@ def count(
     source: Any = deliveries
     if any(f.field in MESSAGE_FIELDS for f in query.filters):
         source = deliveries.join(messages, messages.c.id == deliveries.c.message_id)
-    counted = select(func.count()).select_from(source).where(d.account_id == account_id, *where)
+    counted = (
+        select(func.count()).select_from(source).where(account_filter(account_id, where), *where)
+    )
     return int(conn.execute(counted).scalar() or 0)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from postroom.storage import search as search_index
 from postroom.storage.repos import insert_id
 from postroom.storage.tables import (
     deliveries,
@@ -193,11 +194,8 @@ def list_messages(
     ``message_id`` keeps the capture of one accepted message: the id the sending API
     answered (one per recipient, a delivery) or the message's own.
     """
-    query = (
-        select(*_SUMMARY, *_TEMPLATE)
-        .select_from(_WITH_MESSAGE)
-        .where(sandbox_messages.c.inbox_id == inbox_id)
-    )
+    query = select(*_SUMMARY, *_TEMPLATE).select_from(_WITH_MESSAGE)
+    in_inbox = sandbox_messages.c.inbox_id == inbox_id
     if message_id:
         sent = select(deliveries.c.message_id).where(deliveries.c.id == message_id)
         query = query.where(
@@ -210,6 +208,13 @@ def list_messages(
         query = query.where(
             or_(*(sandbox_messages.c[f].icontains(search, autoescape=True) for f in fields))
         )
+        # The search index (storage/search.py) narrows the rows that LIKE then checks;
+        # they are then read by id (+ 0: not by walking the inbox's index in id order).
+        narrowed = search_index.narrowing(conn, "sandbox_messages", fields, [search])
+        if narrowed is not None:
+            query = query.where(narrowed)
+            in_inbox = (sandbox_messages.c.inbox_id + 0) == inbox_id
+    query = query.where(in_inbox)
     if before_id is not None:
         query = query.where(sandbox_messages.c.id < before_id)
     query = query.order_by(sandbox_messages.c.id.desc()).offset(offset).limit(limit)

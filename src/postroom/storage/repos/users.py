@@ -59,6 +59,12 @@ def session_by_hash(conn: Connection, token_hash: bytes) -> dict[str, Any] | Non
     return dict(row) if row else None
 
 
+def set_session_account(conn: Connection, session_id: int, account_id: int | None) -> None:
+    conn.execute(
+        update(user_sessions).where(user_sessions.c.id == session_id).values(account_id=account_id)
+    )
+
+
 def revoke_sessions(conn: Connection, user_id: int, now: datetime) -> None:
     conn.execute(
         update(user_sessions)

@@ -1,7 +1,7 @@
 """Email campaigns
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 
 ``email_campaigns`` holds each campaign's draft and lifecycle;
 ``email_campaign_recipients`` its audience as resolved at launch, with each recipient's
@@ -17,7 +17,7 @@ from alembic import op
 from postroom.storage.tables import UTCDateTime
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
