@@ -59,9 +59,7 @@ class Original:
 
 async def original(services: Services, account_id: int, inbox_id: int, message_id: int) -> Original:
     def run(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
-        inbox = mail_repo.inbox(conn, account_id, inbox_id)
-        if inbox is None:
-            raise NotFound("inbound inbox")
+        inbox = inbound_threads.require_inbox(conn, account_id, inbox_id)
         row = mail_repo.message(conn, inbox_id, message_id)
         if row is None:
             raise NotFound("inbound message")

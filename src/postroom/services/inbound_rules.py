@@ -34,7 +34,7 @@ from postroom.domain.headers import is_header_text
 from postroom.domain.messages import Address, MessageDraft
 from postroom.domain.streams import Stream
 from postroom.errors import Conflict, NotFound, PayloadTooLarge, PostroomError
-from postroom.services import Services, inbound_mail, suppressions
+from postroom.services import Services, inbound_mail, inbound_threads, suppressions
 from postroom.services.accept import Origin
 from postroom.services.resend import send_as_account
 from postroom.storage.repos import inbound_mail as mail_repo
@@ -46,15 +46,8 @@ _HOPS_KEY = HOPS_HEADER.lower()
 _NUMBER = re.compile(r"\d{1,6}")
 
 
-def _inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any]:
-    found = mail_repo.inbox(conn, account_id, inbox_id)
-    if found is None:
-        raise NotFound("inbound inbox")
-    return found
-
-
 def _rule(conn: Connection, account_id: int, inbox_id: int, rule_id: int) -> dict[str, Any]:
-    _inbox(conn, account_id, inbox_id)
+    inbound_threads.require_inbox(conn, account_id, inbox_id)
     found = repo.rule(conn, inbox_id, rule_id)
     if found is None:
         raise NotFound("forward rule")
@@ -106,7 +99,7 @@ def _section(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 async def list_rules(services: Services, account_id: int, inbox_id: int) -> list[dict[str, Any]]:
     def run(conn: Connection) -> list[dict[str, Any]]:
-        _inbox(conn, account_id, inbox_id)
+        inbound_threads.require_inbox(conn, account_id, inbox_id)
         return repo.rules_of(conn, inbox_id)
 
     return await services.db.read(run)
@@ -124,7 +117,7 @@ async def create_rule(
     now = services.clock.now()
 
     def run(conn: Connection) -> dict[str, Any]:
-        inbox = _inbox(conn, account_id, inbox_id)
+        inbox = inbound_threads.require_inbox(conn, account_id, inbox_id)
         values = _values(services, inbox, _section(body), partial=False)
         row = {
             **values,
@@ -145,7 +138,7 @@ async def update_rule(
 
     def run(conn: Connection) -> dict[str, Any]:
         _rule(conn, account_id, inbox_id, rule_id)
-        inbox = _inbox(conn, account_id, inbox_id)
+        inbox = inbound_threads.require_inbox(conn, account_id, inbox_id)
         values = _values(services, inbox, _section(body), partial=True)
         repo.update_rule(conn, rule_id, {**values, "updated_at": now})
         return _rule(conn, account_id, inbox_id, rule_id)

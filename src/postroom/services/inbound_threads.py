@@ -94,7 +94,8 @@ def add_sent(conn: Connection, row: dict[str, Any], keys: list[str]) -> int:
     return sent_id
 
 
-def _inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any]:
+def require_inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any]:
+    """The account's inbound inbox ``inbox_id`` (404 for another account's or none)."""
     found = mail_repo.inbox(conn, account_id, inbox_id)
     if found is None:
         raise NotFound("inbound inbox")
@@ -102,7 +103,7 @@ def _inbox(conn: Connection, account_id: int, inbox_id: int) -> dict[str, Any]:
 
 
 def _thread(conn: Connection, account_id: int, inbox_id: int, thread_id: int) -> dict[str, Any]:
-    _inbox(conn, account_id, inbox_id)
+    require_inbox(conn, account_id, inbox_id)
     found = repo.thread(conn, inbox_id, thread_id)
     if found is None:
         raise NotFound("inbound thread")
@@ -140,7 +141,7 @@ async def list_threads(
     services: Services, account_id: int, inbox_id: int, last_id: int | None, search: str | None
 ) -> ThreadPage:
     def run(conn: Connection) -> ThreadPage:
-        _inbox(conn, account_id, inbox_id)
+        require_inbox(conn, account_id, inbox_id)
         after = None
         if last_id is not None:
             after = repo.thread(conn, inbox_id, last_id)

@@ -20,7 +20,7 @@ from postroom.api.body import read_json
 from postroom.api.docs import CampaignFields, CampaignSchedule, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
-from postroom.api.responses import json_response
+from postroom.api.responses import json_response, token_pagination
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
 from postroom.services import campaign_sending, campaigns
@@ -90,12 +90,6 @@ def _one(found: Campaign, status: int = 200) -> Response:
     return json_response({"data": campaign_json(found)}, status)
 
 
-def _page_url(request: Request, token: int | None, per_page: int) -> str | None:
-    if token is None:
-        return None
-    return str(request.url.include_query_params(token=token, per_page=per_page))
-
-
 @routes.get("", scope="read", summary="List email campaigns, newest first")
 async def list_email_campaigns(
     request: Request,
@@ -108,16 +102,7 @@ async def list_email_campaigns(
     found, more = await campaigns.page(
         services_of(request), caller.account_id, search, token, per_page
     )
-    previous, following = (token - 1 if token > 1 else None), (token + 1 if more else None)
-    pagination = {
-        "token": token,
-        "prev_token": previous,
-        "next_token": following,
-        "first_url": _page_url(request, 1, per_page),
-        "prev_url": _page_url(request, previous, per_page),
-        "current_url": _page_url(request, token, per_page),
-        "next_url": _page_url(request, following, per_page),
-    }
+    pagination = token_pagination(request, token, per_page, more)
     data = [campaign_json(c, bodies=False) for c in found]
     return json_response({"data": data, "pagination": pagination})
 

@@ -31,7 +31,7 @@ from postroom.api.body import read_json
 from postroom.api.docs import PreviewBody, TemplateBody, TemplateFields, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
-from postroom.api.responses import json_response
+from postroom.api.responses import json_response, token_pagination
 from postroom.api.routes.sandbox import iso
 from postroom.errors import ValidationFailed
 from postroom.services import templates
@@ -197,12 +197,6 @@ async def list_email_template_versions(
 # --- /templates (the Python SDK's paginated variant), both path families ------------------
 
 
-def _page_url(request: Request, token: int | None, per_page: int) -> str | None:
-    if token is None:
-        return None
-    return str(request.url.include_query_params(token=token, per_page=per_page))
-
-
 @paged.get("", scope="read", summary="List email templates, one page at a time")
 async def list_paged_templates(
     request: Request,
@@ -212,16 +206,7 @@ async def list_paged_templates(
 ) -> Response:
     per_page = min(per_page, PER_PAGE_MAX)
     rows, more = await templates.page(services_of(request), caller.account_id, token, per_page)
-    previous, following = (token - 1 if token > 1 else None), (token + 1 if more else None)
-    pagination = {
-        "token": token,
-        "prev_token": previous,
-        "next_token": following,
-        "first_url": _page_url(request, 1, per_page),
-        "prev_url": _page_url(request, previous, per_page),
-        "current_url": _page_url(request, token, per_page),
-        "next_url": _page_url(request, following, per_page),
-    }
+    pagination = token_pagination(request, token, per_page, more)
     return json_response({"data": [template_json(r) for r in rows], "pagination": pagination})
 
 
