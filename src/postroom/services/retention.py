@@ -4,9 +4,10 @@ Two policies per account (null: the installation's default in ``settings.insight
 ``log_retention_days`` removes whole messages (deliveries, events, bodies) and
 ``body_retention_days`` only the raw bodies, which are the bulk of the bytes; body
 retention is never longer than log retention in effect. The stats rollups are kept: they
-hold no message content. Events that belong to no kept message (domain, alert, quota,
-suppression and audit events, which feed webhooks) go with the logs of their age, once
-the stats have folded them and no webhook still waits for them.
+hold no message content. Events that belong to no kept message (audit, alert, quota and
+suppression events, which feed webhooks, and events whose message is gone) go with the
+logs of their age, once the stats have folded them and no webhook still waits for them;
+a domain's lifecycle events are its history and stay.
 
 The scheduler calls :func:`enforce`; each batch is one short transaction of at most
 ``retention_batch`` messages, and a round does at most ``retention_batches`` of them, so

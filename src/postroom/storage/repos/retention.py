@@ -82,14 +82,28 @@ def delete_messages(conn: Connection, ids: Sequence[str]) -> int:
     return int(result.rowcount or 0)
 
 
+DOMAIN_HISTORY = [
+    kind.value
+    for kind in (
+        EventKind.DOMAIN_VERIFIED,
+        EventKind.DOMAIN_FAILED,
+        EventKind.DKIM_PUBLISHED,
+        EventKind.DKIM_ACTIVATED,
+        EventKind.DKIM_RETIRING,
+        EventKind.DKIM_RETIRED,
+    )
+]
+
+
 def old_loose_events(
     conn: Connection, account_id: int, before: datetime, cursor: int, limit: int
 ) -> list[int]:
     """Row ids of up to ``limit`` events created before ``before`` that belong to no
     message still kept: domain, alert, quota, suppression and audit events, and events
     whose message is gone. Only events the stats have folded and that no webhook outbox
-    row still waits for qualify. ``domain_failed`` events stay: the "verification lost"
-    alert reads them for as long as the domain stays unverified."""
+    row still waits for qualify. A domain's lifecycle events (verified, failed, DKIM
+    keys published, activated, retired) stay: they are its history, a few per key
+    rotation, and the "verification lost" alert reads ``domain_failed``."""
     of_kept_delivery = exists().where(deliveries.c.id == events.c.message_id)
     awaited = exists().where(webhook_outbox.c.event_id == events.c.event_id)
     query = (
@@ -100,7 +114,7 @@ def old_loose_events(
             events.c.id <= cursor,
             not_(of_kept_delivery),
             not_(awaited),
-            events.c.kind != EventKind.DOMAIN_FAILED.value,
+            events.c.kind.not_in(DOMAIN_HISTORY),
         )
         .order_by(events.c.created_at)
         .limit(limit)
