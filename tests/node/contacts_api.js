@@ -8,17 +8,7 @@
 // collide); NODE_EXTRA_CA_CERTS trusts the test CA.
 "use strict";
 
-const path = require("node:path");
-
-const BASE = process.env.POSTROOM_URL;
-const config = require(path.join(path.dirname(require.resolve("mailtrap")), "config")).default;
-Object.assign(config.CLIENT_SETTINGS, {
-  SENDING_ENDPOINT: BASE,
-  BULK_ENDPOINT: BASE,
-  TESTING_ENDPOINT: BASE,
-  GENERAL_ENDPOINT: BASE,
-});
-const { MailtrapClient } = require("mailtrap");
+const { MailtrapClient } = require("./postroom");
 
 const tag = process.env.POSTROOM_SUBJECT.replace(/[^a-z0-9]/gi, "");
 const client = new MailtrapClient({

@@ -17,18 +17,7 @@
 // NODE_EXTRA_CA_CERTS trusts the test CA.
 "use strict";
 
-const path = require("node:path");
-
-const BASE = process.env.POSTROOM_URL;
-// Each resource reads its endpoint when its module loads: set them before requiring.
-const config = require(path.join(path.dirname(require.resolve("mailtrap")), "config")).default;
-Object.assign(config.CLIENT_SETTINGS, {
-  SENDING_ENDPOINT: BASE,
-  BULK_ENDPOINT: process.env.POSTROOM_BULK_URL,
-  TESTING_ENDPOINT: BASE,
-  GENERAL_ENDPOINT: BASE,
-});
-const { MailtrapClient } = require("mailtrap");
+const { MailtrapClient, run } = require("./postroom");
 
 const token = process.env.POSTROOM_TOKEN;
 const accountId = Number(process.env.POSTROOM_ACCOUNT_ID);
@@ -369,10 +358,4 @@ async function main() {
   return steps;
 }
 
-main().then(
-  (steps) => process.stdout.write(JSON.stringify(steps) + "\n"),
-  (error) => {
-    process.stderr.write(String((error && error.stack) || error) + "\n");
-    process.exit(1);
-  },
-);
+run(main);

@@ -7,17 +7,7 @@
 // POSTROOM_INBOX_ID, POSTROOM_SUBJECT; NODE_EXTRA_CA_CERTS trusts the test CA).
 "use strict";
 
-const path = require("node:path");
-
-const BASE = process.env.POSTROOM_URL;
-const config = require(path.join(path.dirname(require.resolve("mailtrap")), "config")).default;
-Object.assign(config.CLIENT_SETTINGS, {
-  SENDING_ENDPOINT: BASE,
-  BULK_ENDPOINT: BASE,
-  TESTING_ENDPOINT: BASE,
-  GENERAL_ENDPOINT: BASE,
-});
-const { MailtrapClient } = require("mailtrap");
+const { MailtrapClient } = require("./postroom");
 
 const inboxId = Number(process.env.POSTROOM_INBOX_ID);
 const subject = process.env.POSTROOM_SUBJECT;

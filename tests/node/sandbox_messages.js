@@ -6,19 +6,7 @@
 // POSTROOM_INBOX_ID, POSTROOM_SUBJECT; NODE_EXTRA_CA_CERTS trusts the test CA.
 "use strict";
 
-const path = require("node:path");
-
-// Spec §8.2, technique A: the SDK reads its endpoints from its config module when it is
-// first loaded, so they are pointed at Postroom before the first require("mailtrap").
-const BASE = process.env.POSTROOM_URL;
-const config = require(path.join(path.dirname(require.resolve("mailtrap")), "config")).default;
-Object.assign(config.CLIENT_SETTINGS, {
-  SENDING_ENDPOINT: BASE,
-  BULK_ENDPOINT: BASE,
-  TESTING_ENDPOINT: BASE,
-  GENERAL_ENDPOINT: BASE,
-});
-const { MailtrapClient } = require("mailtrap");
+const { MailtrapClient, run } = require("./postroom");
 
 const inboxId = Number(process.env.POSTROOM_INBOX_ID);
 const subject = process.env.POSTROOM_SUBJECT;
@@ -81,10 +69,4 @@ async function main() {
   return steps;
 }
 
-main().then(
-  (steps) => process.stdout.write(JSON.stringify(steps) + "\n"),
-  (error) => {
-    process.stderr.write(String((error && error.stack) || error) + "\n");
-    process.exit(1);
-  },
-);
+run(main);
