@@ -44,6 +44,19 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+async def read_json_object(
+    request: Request, limit: int, wrapper: str | None = None
+) -> dict[str, Any]:
+    """A JSON object body (422 otherwise). With ``wrapper``, a Rails-style
+    ``{wrapper: {...}}`` is unwrapped and the flat object is accepted too."""
+    body = await read_json(request, limit)
+    if wrapper is not None and isinstance(body, dict) and isinstance(body.get(wrapper), dict):
+        body = body[wrapper]
+    if not isinstance(body, dict):
+        raise ValidationFailed(["request body must be a JSON object"])
+    return body
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw request body, refused (PayloadTooLarge) past ``limit`` bytes."""
     declared = request.headers.get("content-length")

@@ -16,13 +16,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import CampaignFields, CampaignSchedule, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response, token_pagination
 from postroom.api.routes.sandbox import iso
-from postroom.errors import ValidationFailed
 from postroom.services import campaign_sending, campaigns
 from postroom.services.campaigns import Campaign
 
@@ -35,10 +34,7 @@ SCHEDULE = json_body(CampaignSchedule)
 
 async def _body(request: Request) -> dict[str, Any]:
     limit = 3 * services_of(request).settings.templates.max_body_chars + 1024 * 1024
-    body = await read_json(request, limit)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, limit)
 
 
 def campaign_json(found: Campaign, *, bodies: bool = True) -> dict[str, Any]:

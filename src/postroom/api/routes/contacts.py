@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_body, read_json
+from postroom.api.body import read_body, read_json, read_json_object
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
@@ -100,10 +100,7 @@ def export_json(request: Request, account_id: int, row: dict[str, Any]) -> dict[
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, BODY_LIMIT)
 
 
 async def _section(request: Request) -> dict[str, Any]:

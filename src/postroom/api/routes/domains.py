@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import CompanyInfoBody, DomainBody, SetupInstructionsBody, json_body
 from postroom.api.families import Acting, Caller, Routes
 from postroom.api.params import Id
@@ -50,10 +50,7 @@ COMPANY = json_body(CompanyInfoBody)
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, BODY_LIMIT)
 
 
 async def _section(request: Request, *keys: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
@@ -119,10 +119,7 @@ def detail_json(request: Request, account_id: int, shown: inbound_mail.Shown) ->
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, BODY_LIMIT)
 
 
 # --- setup and folders --------------------------------------------------------------------

@@ -15,12 +15,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
 from postroom.api.routes.inbound import iso
-from postroom.errors import ValidationFailed
 from postroom.services import inbound_rules
 
 router = APIRouter(tags=["inbound"])
@@ -46,10 +45,7 @@ def rule_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, BODY_LIMIT)
 
 
 @routes.get(RULES, scope="read", summary="List an inbox's forward rules")

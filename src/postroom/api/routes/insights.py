@@ -20,12 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import AlertsBody, RetentionBody, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
 from postroom.api.responses import json_response
-from postroom.errors import ValidationFailed
 from postroom.services import Services, alerts, retention
 
 router = APIRouter(tags=["retention and alerts"])
@@ -39,11 +38,7 @@ def _services(request: Request) -> Services:
 
 
 async def _body(request: Request, wrapper: str) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if isinstance(body, dict) and isinstance(body.get(wrapper), dict):
-        body = body[wrapper]
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
+    body = await read_json_object(request, BODY_LIMIT, wrapper)
     return body
 
 

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import SuppressionBody, csv_body, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.responses import json_response
@@ -126,11 +126,7 @@ async def list_suppressions(
 
 @routes.post("", scope="admin", summary="Add a suppression", status_code=201, openapi_extra=BODY)
 async def create_suppression(request: Request, caller: Acting) -> Response:
-    body = await read_json(request, BODY_LIMIT)
-    if isinstance(body, dict) and isinstance(body.get("suppression"), dict):
-        body = body["suppression"]  # a Rails-style wrapper is accepted too
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
+    body = await read_json_object(request, BODY_LIMIT, "suppression")
     domain_id = body.get("domain_id")
     if domain_id is not None and (not isinstance(domain_id, int) or isinstance(domain_id, bool)):
         raise ValidationFailed(["domain_id must be an integer"])

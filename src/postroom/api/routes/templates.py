@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import PreviewBody, TemplateBody, TemplateFields, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import Id
@@ -51,10 +51,7 @@ PREVIEW = json_body(PreviewBody, required=False)
 async def _body(request: Request) -> dict[str, Any]:
     # Two bodies of up to max_body_chars characters, up to 3 bytes each in UTF-8.
     limit = 6 * services_of(request).settings.templates.max_body_chars + 1024 * 1024
-    body = await read_json(request, limit)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, limit)
 
 
 async def _section(request: Request) -> dict[str, Any]:
@@ -75,10 +72,7 @@ async def _optional_object(request: Request, limit: int) -> dict[str, Any]:
         headers.get("content-length") or headers.get("transfer-encoding")
     ):
         return {}
-    body = await read_json(request, limit)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, limit)
 
 
 _CONTENT = ("name", "category", "subject", "body_html", "body_text")

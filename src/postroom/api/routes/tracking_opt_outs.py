@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.families import Acting, Routes
 from postroom.api.responses import json_response
 from postroom.errors import NotFound, ValidationFailed
@@ -82,11 +82,7 @@ async def list_opt_outs(request: Request, caller: Acting) -> Response:
 
 @routes.post("", scope="admin", summary="Add a tracking opt-out", status_code=201)
 async def create_opt_out(request: Request, caller: Acting) -> Response:
-    body = await read_json(request, BODY_LIMIT)
-    if isinstance(body, dict) and isinstance(body.get("tracking_opt_out"), dict):
-        body = body["tracking_opt_out"]  # a Rails-style wrapper is accepted too
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
+    body = await read_json_object(request, BODY_LIMIT, "tracking_opt_out")
     row = await optouts.create(
         services_of(request), caller.account_id, body.get("email"), body.get("domain_id")
     )

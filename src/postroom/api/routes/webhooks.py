@@ -23,14 +23,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from postroom.api.auth import services_of
-from postroom.api.body import read_json
+from postroom.api.body import read_json_object
 from postroom.api.docs import ReplayBody, WebhookBody, json_body
 from postroom.api.families import Acting, Routes
 from postroom.api.params import MAX_ID, Id
 from postroom.api.responses import json_response
 from postroom.api.routes.sandbox import iso
 from postroom.domain.webhooks import standard_secret
-from postroom.errors import Conflict, ValidationFailed
+from postroom.errors import Conflict
 from postroom.services import webhooks
 
 router = APIRouter(tags=["webhooks"])
@@ -93,10 +93,7 @@ def parse_time(value: object, name: str) -> datetime:
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    body = await read_json(request, BODY_LIMIT)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["request body must be a JSON object"])
-    return body
+    return await read_json_object(request, BODY_LIMIT)
 
 
 # --- routes: declared once, answered on both path families -------------------------------
