@@ -28,6 +28,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from postroom.config import ConnectionSettings
+from postroom.mta.smtpaddress import plain_address
 from postroom.net.acceptor import Acceptor
 from postroom.net.gate import ConnectionGate, Over, Slot
 
@@ -88,6 +89,17 @@ class GuardedSMTP(SMTP):
             await super().smtp_DATA(arg)
         finally:
             self._receiving_data = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The plain <local@host> without the header parser (mta/smtpaddress.py); aiosmtpd's
+        # own reading for every other form.
+        plain = plain_address(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        address, local, rest = plain
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def _timeout_cb(self) -> None:
         # aiosmtpd's idle timeout closes without a word; say why, as Postfix does.
