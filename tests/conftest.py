@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
@@ -75,12 +78,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     schema = f"t_{secrets.token_hex(6)}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
+        _shared_trigram_extension(conn)
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     with admin.connect() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+def _shared_trigram_extension(conn: Any) -> None:
+    """pg_trgm in ``public``, so that no test schema owns it: migration 0016 would
+    otherwise create it in the first test's schema, and dropping that schema would drop
+    the extension (and its indexes) under a test running beside it."""
+    with contextlib.suppress(sqlalchemy.exc.DBAPIError):  # a concurrent run made it
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
 
 
 @pytest.fixture

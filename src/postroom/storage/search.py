@@ -47,11 +47,15 @@ PG_INDEXES: dict[str, str] = {table: f"ix_{table}_search_trgm" for table in SEAR
 PG_LOWERED = frozenset({"deliveries", "messages"})
 
 
-def pg_index_ddl(table: str) -> str:
-    """CREATE INDEX for ``table``'s trigram index (migration 0016)."""
+def pg_index_ddl(table: str, trgm_schema: str) -> str:
+    """CREATE INDEX for ``table``'s trigram index (migration 0016).
+
+    ``trgm_schema`` is where pg_trgm lives (quoted as needed): the extension is one per
+    database, possibly in a schema outside this one's search path (another Postroom's).
+    """
     _, columns = SEARCHED[table]
     shown = (f"lower({c})" if table in PG_LOWERED else c for c in columns)
-    expressions = ", ".join(f"{e} gin_trgm_ops" for e in shown)
+    expressions = ", ".join(f"{e} {trgm_schema}.gin_trgm_ops" for e in shown)
     return f"CREATE INDEX {PG_INDEXES[table]} ON {table} USING gin ({expressions})"
 
 

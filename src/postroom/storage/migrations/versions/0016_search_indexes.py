@@ -31,8 +31,14 @@ def upgrade() -> None:
     if bind.dialect.name == "postgresql":
         # pg_trgm is a trusted extension (PostgreSQL 13+): a database owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        trgm_schema = bind.execute(
+            sa.text(
+                "SELECT extnamespace::regnamespace::text FROM pg_extension"
+                " WHERE extname = 'pg_trgm'"
+            )
+        ).scalar_one()
         for table in search.SEARCHED:
-            op.execute(search.pg_index_ddl(table))
+            op.execute(search.pg_index_ddl(table, trgm_schema))
             # Statistics of the new index's expressions (lower(recipient)…) come with the
             # next ANALYZE; without them the planner takes any term for a rare one and
             # collects every match of a common one (1.6 s for "gmail.com" over a million
