@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -14,6 +15,7 @@ from postroom.domain.rawmail import (
     RawLimits,
     Unacceptable,
     check_raw,
+    has_bare_eol,
     header_section,
     mime_depth,
     unsendable,
@@ -118,3 +120,9 @@ def test_check_raw_replies() -> None:
     assert deep.value.reply == (
         "554 5.6.0 Message refused: MIME parts nested more than 2 levels deep"
     )
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b".", b"\r\n.\r\n"]), max_size=12))
+def test_bare_eol_counts_agree_with_the_look_around_regex(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    assert has_bare_eol(data) == bool(re.search(rb"(?<!\r)\n|\r(?!\n)", data))

@@ -32,7 +32,6 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from email import policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -43,7 +42,8 @@ from typing import Any
 from postroom.domain.addresses import is_valid_email
 from postroom.domain.headers import parse_message_id
 from postroom.domain.messages import Address, MessageDraft
-from postroom.domain.rawmail import RawLimits, check_raw
+from postroom.domain.mimepolicy import MEMO
+from postroom.domain.rawmail import RawLimits, check_raw, has_bare_eol
 
 __all__ = ["Refused", "complete_message", "parse_submission"]
 
@@ -63,9 +63,8 @@ _BARE_EOL = rb"(?:(?<!\r)\n|\r(?!\n))"
 _SMUGGLED_DOT = re.compile(
     rb"%s\.(?:\r\n|\n|\r)|\r\n\.%s|\r\n%s" % (_BARE_EOL, _BARE_EOL, _BARE_EOL)
 )
-_BARE = re.compile(_BARE_EOL)
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_MESSAGE = BytesParser(policy=policy.default)
+_MESSAGE = BytesParser(policy=MEMO)
 
 
 def split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
@@ -103,11 +102,11 @@ def parse_submission(
     Raises :class:`Refused` or :class:`~postroom.domain.rawmail.Unacceptable` with the
     reason when the message is refused.
     """
-    if _SMUGGLED_DOT.search(b"\r\n" + raw) is not None:
+    if has_bare_eol(raw) and _SMUGGLED_DOT.search(b"\r\n" + raw) is not None:
         raise Refused("bare CR or LF next to a line holding only a dot")
     fields, rest = split_fields(raw)
     head = b"".join(fields)
-    if _BARE.search(head) or b"\x00" in head:
+    if has_bare_eol(head) or b"\x00" in head:
         raise Refused("bare CR, LF or NUL in the message header")
     if any(len(line) > MAX_HEADER_LINE for line in head.split(b"\r\n")):
         raise Refused("header line longer than 998 octets")
