@@ -50,6 +50,8 @@ def create_app(
     app.add_middleware(AuditTrail)
     for module in _routers():
         app.include_router(module.router)
+    # The hot sending routes without FastAPI's per-request machinery (routes/sending.py).
+    app.router.routes[0:0] = sending.plain_routes()
     if stream is Stream.TRANSACTIONAL:
         # Prometheus metrics: unauthenticated, so on the transactional listener only.
         from postroom.api.routes import metrics
