@@ -209,6 +209,7 @@ class Run:
     bare: Load
     server_cpu_us_per_msg: float  # all threads, from the load's start until it settled
     bare_cpu_us_per_req: float
+    db_cpu_us_per_msg: float  # PostgreSQL's processes over the same span (0 on SQLite)
     foreign_cores: float = 0.0  # other processes' CPU during the two measured runs
     rep: int = 1
     rep_msgs_per_s: list[float] = field(default_factory=list)  # every repetition's msgs/s
@@ -845,12 +846,14 @@ def measure(
         rows0 = backend.counts()[0]
         spy = start_py_spy(proc.pid, opts.duration, profile_to) if profile_to else None
         cpu0, foreign = cpu_seconds(proc.pid), ForeignLoad((proc.pid, bare_pid))
+        db0 = _proc_cpu(("postgres",))
         load = asyncio.run(drive(target, opts.duration, opts.client, progress, label))
         foreign_cores = max(foreign_cores, foreign.cores(load.seconds))
         if spy is not None:
             spy.wait(timeout=opts.duration + 60)
         settle(backend)
         server_cpu = cpu_seconds(proc.pid) - cpu0
+        db_cpu = _proc_cpu(("postgres",)) - db0 if backend_name == "postgres" else 0.0
         acknowledged = 1 + warm.ok + load.ok
         message_rows, delivery_rows, states = backend.counts()
     run = Run(
@@ -862,6 +865,7 @@ def measure(
         bare=bare,
         server_cpu_us_per_msg=1e6 * server_cpu / max(1, message_rows - rows0),
         bare_cpu_us_per_req=1e6 * bare_cpu / max(1, bare.ok + bare.other),
+        db_cpu_us_per_msg=1e6 * db_cpu / max(1, message_rows - rows0),
         foreign_cores=foreign_cores,
         acknowledged_requests=acknowledged,
         acknowledged_messages=acknowledged * msgs_per_request,
@@ -925,7 +929,8 @@ def results_table(runs: list[Run], opts: Options) -> Table:
     table = Table(title=f"Ingest: {opts.duration:g} s per run{reps}, client {opts.client}")
     for name in (
         "backend", "shape", "conns", "req/s", "msgs/s", "p50 ms", "p99 ms", "non-200",
-        "bare req/s", "bare p99 ms", "ratio", "CPU µs/msg", "bare CPU µs/req", "other load",
+        "bare req/s", "bare p99 ms", "ratio", "CPU µs/msg", "PG CPU µs/msg", "bare CPU µs/req",
+        "other load",
     ):  # fmt: skip
         table.add_column(name, justify="left" if name in ("backend", "shape") else "right")
     for r in runs:
@@ -948,6 +953,7 @@ def results_table(runs: list[Run], opts: Options) -> Table:
             f"{r.bare.p99_ms:,.1f}",
             f"{r.ratio:.2f}",
             f"{r.server_cpu_us_per_msg:,.0f}",
+            f"{r.db_cpu_us_per_msg:,.0f}",
             f"{r.bare_cpu_us_per_req:,.0f}",
             f"[red]{r.foreign_cores:.2f}[/red]"
             if r.foreign_cores > NOISY
@@ -956,7 +962,8 @@ def results_table(runs: list[Run], opts: Options) -> Table:
     table.caption = (
         "ratio = req/s ÷ bare req/s (median of the paired ratios). CPU µs/msg: server "
         "process CPU (all threads, worker included) per message committed, from the start "
-        "of the run until it settled. "
+        "of the run until it settled. PG CPU µs/msg: PostgreSQL's processes over the same "
+        "span (its share of a 2-core machine is not the server's to use). "
         "other load: cores used by unrelated processes during the runs (red above "
         f"{NOISY}: the machine was shared, repeat the run)."
     )
