@@ -180,7 +180,8 @@ def _json_size(value: object) -> int | None:
 
 
 def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    # isascii() reads a flag of the string (no scan): ASCII text is not encoded to be sized.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _body_size(body: str) -> int | None:
