@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import email.policy
 import email.utils
+import itertools
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.errors import NonASCIILocalPartDefect, NonPrintableDefect, UndecodableBytesDefect
@@ -18,11 +20,13 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
+from unittest.mock import patch
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from postroom.domain import mime
 from postroom.domain.messages import Address, Attachment, MessageDraft
 from postroom.domain.mime import build_message, make_message_id
 
@@ -360,6 +364,45 @@ def test_round_trips_through_the_stdlib_parser(d: MessageDraft) -> None:
     assert_bodies(msg, d)
     assert_attachments(msg, d)
     assert_no_defects(msg, d)
+
+
+# The header lines build_message memoizes (domain/mime.py: shared by a batch's messages).
+CACHED = (
+    "_split_custom_headers",
+    "_unstructured_header",
+    "_reply_to_header",
+    "_shared_address_header",
+)
+
+
+def build_pinned(d: MessageDraft) -> bytes:
+    """``build(d)`` with the boundary stems drawn from a counter, restarted per message."""
+    counter = itertools.count()
+    with patch.object(mime.secrets, "token_hex", lambda n: f"{next(counter):0{2 * n}x}"):
+        return build(d)
+
+
+@PROPERTY
+@given(
+    d=drafts,
+    custom_reply_to=st.sampled_from([None, "help@example.com", "Süpport <s@exämple.com>"]),
+    recipients=st.lists(st.lists(addresses, min_size=1, max_size=2).map(tuple), max_size=3),
+)
+def test_cached_header_lines_are_the_uncached_bytes(
+    d: MessageDraft, custom_reply_to: str | None, recipients: list[tuple[Address, ...]]
+) -> None:
+    """A batch (one draft, each message its own To) built twice with the caches, the second
+    time from them, is byte for byte what the uncached functions build."""
+    if custom_reply_to is not None:
+        d = replace(d, headers=(*d.headers, ("Reply-To", custom_reply_to)))
+    batch = [d, *(replace(d, to=to) for to in recipients)]
+    cached = [build_pinned(m) for m in batch] + [build_pinned(m) for m in batch]
+    with ExitStack() as stack:
+        for name in CACHED:
+            uncached = getattr(mime, name).__wrapped__
+            stack.enter_context(patch.object(mime, name, uncached))
+        plain = [build_pinned(m) for m in batch]
+    assert cached == plain * 2
 
 
 @settings(max_examples=500, deadline=None)

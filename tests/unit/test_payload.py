@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from postroom.api import payload
 from postroom.api.payload import parse_batch, parse_send
 from postroom.config import LimitSettings
 from postroom.domain.messages import Address, Attachment, MessageDraft
@@ -1025,3 +1026,49 @@ def test_attachment_content_that_is_not_base64_is_taken_as_text(
 ) -> None:
     draft = parse_send(body(attachments=[attachment(content=content)]), LimitSettings())
     assert draft.attachments[0].content == expected
+
+
+# --- the cached address check (payload._valid_address) ------------------------------------
+
+address_text = st.one_of(
+    st.sampled_from(["a@example.com", "Ünï@exämple.com", "bad", "a@b", "", " a@example.com"]),
+    st.text(alphabet='ab@.é\r\n\x00 <>"', max_size=12),
+)
+address_values = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "email": st.one_of(
+                st.sampled_from(["a@example.com", "b.c@example.org", "Ünï@exämple.com"]),
+                address_text,
+                st.none(),
+                st.integers(),
+            )
+        },
+        optional={
+            "name": st.one_of(
+                st.sampled_from(["", "Ada", "Ünï Ädä", "A\r\nBcc: x", "A\x00", "\u2028"]),
+                st.sampled_from(["A\r\nBcc: x", "A\x00", "\u2028"]),
+                address_text,
+                st.none(),
+                st.integers(),
+            )
+        },
+    ),
+    st.none(),
+    st.text(max_size=5),
+)
+
+
+@settings(max_examples=500)
+@given(value=address_values, repeat=st.booleans())
+def test_cached_address_check_matches_the_full_check(value: object, repeat: bool) -> None:
+    """The Address, the errors and the counted size are what the uncached path gives,
+    on a first look and on a repeat (from the cache)."""
+    fast = payload._MessageParser({}, LIMITS)
+    slow = payload._MessageParser({}, LIMITS)
+    say = payload._prefixed("from")
+    if repeat:
+        fast._address(value, say)
+        fast = payload._MessageParser({}, LIMITS)
+    assert fast._address(value, say) == slow._checked_address(value, say)
+    assert (fast._errors, fast._size) == (slow._errors, slow._size)

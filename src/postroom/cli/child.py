@@ -54,7 +54,7 @@ def main() -> None:
     sys.setswitchinterval(0.0005)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_roles(services, sockets, ALL_ROLES, health_socket=health))
+            runner.run(run_roles(services, sockets, ALL_ROLES, health_socket=health, freeze=True))
     finally:
         services.db.close()
 

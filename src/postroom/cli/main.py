@@ -459,7 +459,9 @@ def _launch(roles: frozenset[Role], options: dict[str, Any]) -> None:
 
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run_roles(services, sockets, roles, health_socket=health_socket))
+            runner.run(
+                run_roles(services, sockets, roles, health_socket=health_socket, freeze=True)
+            )
     finally:
         services.db.close()
         if held is not None:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from postroom.storage.repos import insert_id
+from postroom.storage.repos import among, insert_id
 from postroom.storage.tables import (
     contact_events,
     contact_exports,
@@ -173,7 +173,7 @@ def unsubscribed_emails(conn: Connection, account_id: int, emails: Iterable[str]
         return set()
     query = select(contacts.c.email).where(
         contacts.c.account_id == account_id,
-        contacts.c.email.in_(wanted),
+        among(conn, contacts.c.email, wanted),
         contacts.c.unsubscribed.is_(True),
     )
     return {str(e) for e in conn.execute(query).scalars()}

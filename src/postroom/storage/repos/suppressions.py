@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from postroom.storage.repos import among
 from postroom.storage.tables import (
     bounce_strikes,
     deliveries,
@@ -115,7 +116,7 @@ def active_for(
             suppressions.c.domain_name,
         ).where(
             suppressions.c.account_id == account_id,
-            suppressions.c.email.in_(sorted(emails)),
+            among(conn, suppressions.c.email, sorted(emails)),
             or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
         )
         found += [dict(r) for r in conn.execute(query).mappings()]
