@@ -226,6 +226,9 @@ class Server:
                 "--port", str(self.port), "--bulk-port", str(self.bulk_port),
                 "--inbound-port", str(free_port()),
                 "--smtp-port", "0", "--smtp-bulk-port", "0", "--tracking-port", "0",
+                # the SMTPS defaults (4650/4651) are fixed ports: another run on the
+                # machine may hold them
+                "--smtps-port", "0", "--smtps-bulk-port", "0",
             ]  # fmt: skip
         if (url := self.store.database_url()) is not None:
             args += ["--database-url", url]

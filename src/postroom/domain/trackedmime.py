@@ -2,15 +2,17 @@
 
 A message is read once (:func:`text_leaves`): the MIME tree is walked over the raw bytes
 (RFC 2046 §5.1.1 delimiters: ``CRLF--boundary`` at a line start, transport padding
-allowed, ``--`` closing), each entity's header block parsed by the stdlib's header
-parser, and the inline ``text/html`` and ``text/plain`` leaves decoded (7bit, 8bit,
-quoted-printable, base64; any ASCII-compatible charset). A copy (:func:`splice`) puts
-new text in some leaves and leaves every other byte where it was: headers, other parts,
-attachments, boundaries. A replaced leaf is re-encoded in its charset, as base64 when
-it was base64 and quoted-printable otherwise (its Content-Transfer-Encoding field is
-rewritten when that changes it), so lines stay within RFC 5322's limits whatever URLs
-were put in. Leaves that cannot be decoded, attached messages (``message/rfc822``) and
-attachments are never touched.
+allowed, ``--`` closing), each entity's header block read as the stdlib's compat32
+header parser reads it (:func:`read_headers`: the same fields, without the parser's
+per-call machinery, which was most of this module's cost), and the inline
+``text/html`` and ``text/plain`` leaves decoded (7bit, 8bit, quoted-printable, base64;
+any ASCII-compatible charset). A copy (:func:`splice`) puts new text in some leaves and
+leaves every other byte where it was: headers, other parts, attachments, boundaries.
+A replaced leaf is re-encoded in its charset, as base64 when it was base64 and
+quoted-printable otherwise (its Content-Transfer-Encoding field is rewritten when that
+changes it), so lines stay within RFC 5322's limits whatever URLs were put in. Leaves
+that cannot be decoded, attached messages (``message/rfc822``) and attachments are
+never touched.
 
 The input is CRLF-only, as stored messages are (``domain.mime`` and ``domain.submitted``
 make them so).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
@@ -34,6 +37,9 @@ _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _MAX_DEPTH = 20  # nesting of multiparts walked (the parser's own limit is far higher)
 _BODY_LINE = 76
 _UNSAFE_CHARSETS = ("utf-16", "utf-32", "utf-7")  # not ASCII-compatible: inserted URLs
+# email.feedparser.headerRE's field alternative: a line starting so begins a field (an
+# empty name, ":" first, is a defect the parser skips).
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,7 @@ def _walk(raw: bytes, start: int, end: int, found: list[Leaf], depth: int, top: 
         if split < 0:
             return
         header_end, body_start = split + 2, split + 4
-    headers = _HEADER_PARSER.parsebytes(raw[start:header_end])
+    headers = read_headers(raw[start:header_end])
     kind = headers.get_content_type()
     if kind.startswith("multipart/"):
         boundary = headers.get_param("boundary")
@@ -114,6 +120,50 @@ def _walk(raw: bytes, start: int, end: int, found: list[Leaf], depth: int, top: 
     leaf = _leaf(raw, headers, kind, start, header_end, body_start, end)
     if leaf is not None:
         found.append(leaf)
+
+
+def read_headers(block: bytes) -> Message:
+    """The fields of a header block, as ``BytesHeaderParser(policy=compat32)`` reads them.
+
+    The parser's rules (``email.feedparser``): fields are read up to the first line that
+    is neither a field (``name:``), a continuation (space or tab first) nor a ``From ``
+    line; ``From `` lines, a field with an empty name and continuations without a field
+    before them are skipped; a value is the rest of its first line with leading blanks
+    stripped, then its continuation lines with their line breaks, without the final one.
+    A block with a CR or LF outside a CRLF (the parser breaks lines there too) goes to the
+    parser itself. ``tests/unit/test_trackedmime_headers.py`` checks the two agree.
+    """
+    crlf = block.count(_CRLF)
+    if block.count(b"\r") != crlf or block.count(b"\n") != crlf or not block.endswith(_CRLF):
+        return _HEADER_PARSER.parsebytes(block)
+    message = Message(policy=compat32)
+    field: list[bytes] = []  # the current field's lines, each without its CRLF
+    for line in block[:-2].split(_CRLF):
+        if line[:1] in (b" ", b"\t"):
+            if field:
+                field.append(line)
+            continue
+        if field:
+            _set_raw(message, field)
+            field = []
+        if line.startswith(b"From "):
+            continue
+        if _FIELD_START.match(line) is None:
+            break  # the parser's "missing header/body separator": the rest is body
+        if line[:1] != b":":
+            field = [line]
+    if field:
+        _set_raw(message, field)
+    return message
+
+
+def _set_raw(message: Message, lines: list[bytes]) -> None:
+    """compat32's ``header_source_parse``: the name as written, the value unfolded no
+    further than the source is."""
+    name, _, first = lines[0].partition(b":")
+    value = _CRLF.join([first.lstrip(b" \t"), *lines[1:]]).rstrip(b"\r\n")
+    text = value.decode("ascii", "surrogateescape")
+    message.set_raw(name.decode("ascii"), text)
 
 
 def _parts(raw: bytes, body_start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:

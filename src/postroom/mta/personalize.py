@@ -130,8 +130,10 @@ class RoundCopies:
         if found is None:
             return None
         domain_id = found.policy.domain_id
-        email = suppressions.normal_email(str(delivery["recipient"]))
-        track = domain_id is None or (domain_id, email) not in self.opted_out
+        track = True  # what an opt-out withholds only exists when the body changes
+        if domain_id is not None and found.policy.changes_body:
+            email = suppressions.normal_email(str(delivery["recipient"]))
+            track = (domain_id, email) not in self.opted_out
         return found.copy(services, delivery, track, now)
 
     def link_rows(self, now: datetime) -> list[dict[str, Any]]:
@@ -161,11 +163,16 @@ def prepare(
         )
         if found is not None:
             copies.prepared[str(message["id"])] = found
+    # Only a copy that changes the body reads the opt-out list: without changes_body there
+    # is no pixel, click link or opt-out link for it to withhold (Prepared.copy reads
+    # ``track`` for those alone), and a bulk round would look up every recipient for
+    # nothing.
     pairs = [
         (p.policy.domain_id, suppressions.normal_email(str(d["recipient"])))
         for d in leased
         if (p := copies.prepared.get(str(d["message_id"]))) is not None
         and p.policy.domain_id is not None
+        and p.policy.changes_body
     ]
     if pairs:
         copies.opted_out = repo.opted_out(conn, [(int(i), e) for i, e in pairs if i is not None])
