@@ -41,6 +41,8 @@ _UNSAFE_CHARSETS = ("utf-16", "utf-32", "utf-7")  # not ASCII-compatible: insert
 # email.feedparser.headerRE's field alternative: a line starting so begins a field (an
 # empty name, ":" first, is a defect the parser skips).
 _FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
+# The fields the walk reads (content type and its parameters, disposition, encoding).
+_CONTENT_FIELDS = frozenset((b"content-type", b"content-disposition", b"content-transfer-encoding"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,7 @@ def _entity(block: bytes) -> _Entity:
     """Read once per distinct header block: a message's parts carry the same few blocks
     (``Content-Type: text/html; charset=utf-8`` and its encoding), message after message,
     so most blocks of a round are read from this cache. A pure function of the bytes."""
-    headers = read_headers(block)
+    headers = read_headers(block, _CONTENT_FIELDS)
     kind = headers.get_content_type()
     if kind.startswith("multipart/"):
         boundary = headers.get_param("boundary")
@@ -156,8 +158,9 @@ def _entity(block: bytes) -> _Entity:
     return _Entity(None, kind.split("/")[1], cte, name)
 
 
-def read_headers(block: bytes) -> Message:
-    """The fields of a header block, as ``BytesHeaderParser(policy=compat32)`` reads them.
+def read_headers(block: bytes, only: frozenset[bytes] | None = None) -> Message:
+    """The fields of a header block, as ``BytesHeaderParser(policy=compat32)`` reads them
+    (with ``only``, just the fields of those lower-case names, in the same order).
 
     The parser's rules (``email.feedparser``): fields are read up to the first line that
     is neither a field (``name:``), a continuation (space or tab first) nor a ``From ``
@@ -169,7 +172,14 @@ def read_headers(block: bytes) -> Message:
     """
     crlf = block.count(_CRLF)
     if block.count(b"\r") != crlf or block.count(b"\n") != crlf or not block.endswith(_CRLF):
-        return _HEADER_PARSER.parsebytes(block)
+        parsed = _HEADER_PARSER.parsebytes(block)
+        if only is None:
+            return parsed
+        message = Message(policy=compat32)
+        for name, value in parsed.raw_items():
+            if name.lower().encode("ascii", "surrogateescape") in only:
+                message.set_raw(name, value)
+        return message
     message = Message(policy=compat32)
     field: list[bytes] = []  # the current field's lines, each without its CRLF
     for line in block[:-2].split(_CRLF):
@@ -185,7 +195,9 @@ def read_headers(block: bytes) -> Message:
         if _FIELD_START.match(line) is None:
             break  # the parser's "missing header/body separator": the rest is body
         if line[:1] != b":":
-            field = [line]
+            field_name = line[: line.index(b":")]
+            if only is None or field_name.lower() in only:
+                field = [line]
     if field:
         _set_raw(message, field)
     return message
