@@ -61,6 +61,10 @@ def same(block: bytes) -> None:
     ours, theirs = trackedmime.read_headers(block), PARSER.parsebytes(block)
     assert isinstance(ours, Message)
     assert list(ours.raw_items()) == list(theirs.raw_items())
+    only = frozenset((b"content-type", b"subject"))
+    some = trackedmime.read_headers(block, only)
+    wanted = [(n, v) for n, v in theirs.raw_items() if n.lower() in ("content-type", "subject")]
+    assert list(some.raw_items()) == wanted
     for read in (
         Message.get_content_type,
         Message.get_content_disposition,

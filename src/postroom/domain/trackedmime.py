@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ _UNSAFE_CHARSETS = ("utf-16", "utf-32", "utf-7")  # not ASCII-compatible: insert
 # email.feedparser.headerRE's field alternative: a line starting so begins a field (an
 # empty name, ":" first, is a defect the parser skips).
 _FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
+# The fields the walk reads (content type and its parameters, disposition, encoding).
+_CONTENT_FIELDS = frozenset((b"content-type", b"content-disposition", b"content-transfer-encoding"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +110,57 @@ def _walk(raw: bytes, start: int, end: int, found: list[Leaf], depth: int, top: 
         if split < 0:
             return
         header_end, body_start = split + 2, split + 4
-    headers = read_headers(raw[start:header_end])
-    kind = headers.get_content_type()
-    if kind.startswith("multipart/"):
-        boundary = headers.get_param("boundary")
-        if isinstance(boundary, str) and boundary and depth < _MAX_DEPTH:
-            for part_start, part_end in _parts(raw, body_start, end, boundary.encode("latin-1")):
+    entity = _entity(raw[start:header_end])
+    if entity.boundary is not None:
+        if depth < _MAX_DEPTH:
+            delimiter = entity.boundary.encode("latin-1")
+            for part_start, part_end in _parts(raw, body_start, end, delimiter):
                 _walk(raw, part_start, part_end, found, depth + 1, top=False)
         return
-    if kind not in ("text/html", "text/plain") or headers.get_content_disposition() == "attachment":
+    if entity.subtype is None or entity.charset is None:
         return
-    leaf = _leaf(raw, headers, kind, start, header_end, body_start, end)
+    leaf = _leaf(raw, entity, start, header_end, body_start, end)
     if leaf is not None:
         found.append(leaf)
 
 
-def read_headers(block: bytes) -> Message:
-    """The fields of a header block, as ``BytesHeaderParser(policy=compat32)`` reads them.
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    """What the walk needs from one header block."""
+
+    boundary: str | None  # a multipart's (non-empty) boundary; None: not walked into
+    subtype: str | None  # "html" or "plain" for an inline text leaf, else None
+    cte: str
+    charset: str | None  # the codec's name; None: unknown or not ASCII-compatible
+
+
+@functools.lru_cache(maxsize=256)
+def _entity(block: bytes) -> _Entity:
+    """Read once per distinct header block: a message's parts carry the same few blocks
+    (``Content-Type: text/html; charset=utf-8`` and its encoding), message after message,
+    so most blocks of a round are read from this cache. A pure function of the bytes."""
+    headers = read_headers(block, _CONTENT_FIELDS)
+    kind = headers.get_content_type()
+    if kind.startswith("multipart/"):
+        boundary = headers.get_param("boundary")
+        found = boundary if isinstance(boundary, str) and boundary else None
+        return _Entity(found, None, "", None)
+    if kind not in ("text/html", "text/plain") or headers.get_content_disposition() == "attachment":
+        return _Entity(None, None, "", None)
+    cte = str(headers.get("content-transfer-encoding", "7bit")).strip().lower()
+    charset = headers.get_content_charset() or "us-ascii"
+    try:
+        name: str | None = codecs.lookup(charset).name
+    except LookupError:
+        name = None
+    if name is not None and name.startswith(_UNSAFE_CHARSETS):
+        name = None
+    return _Entity(None, kind.split("/")[1], cte, name)
+
+
+def read_headers(block: bytes, only: frozenset[bytes] | None = None) -> Message:
+    """The fields of a header block, as ``BytesHeaderParser(policy=compat32)`` reads them
+    (with ``only``, just the fields of those lower-case names, in the same order).
 
     The parser's rules (``email.feedparser``): fields are read up to the first line that
     is neither a field (``name:``), a continuation (space or tab first) nor a ``From ``
@@ -135,7 +172,14 @@ def read_headers(block: bytes) -> Message:
     """
     crlf = block.count(_CRLF)
     if block.count(b"\r") != crlf or block.count(b"\n") != crlf or not block.endswith(_CRLF):
-        return _HEADER_PARSER.parsebytes(block)
+        parsed = _HEADER_PARSER.parsebytes(block)
+        if only is None:
+            return parsed
+        message = Message(policy=compat32)
+        for name, value in parsed.raw_items():
+            if name.lower().encode("ascii", "surrogateescape") in only:
+                message.set_raw(name, value)
+        return message
     message = Message(policy=compat32)
     field: list[bytes] = []  # the current field's lines, each without its CRLF
     for line in block[:-2].split(_CRLF):
@@ -151,7 +195,9 @@ def read_headers(block: bytes) -> Message:
         if _FIELD_START.match(line) is None:
             break  # the parser's "missing header/body separator": the rest is body
         if line[:1] != b":":
-            field = [line]
+            field_name = line[: line.index(b":")]
+            if only is None or field_name.lower() in only:
+                field = [line]
     if field:
         _set_raw(message, field)
     return message
@@ -192,22 +238,10 @@ def _parts(raw: bytes, body_start: int, end: int, boundary: bytes) -> list[tuple
 
 
 def _leaf(
-    raw: bytes,
-    headers: Message,
-    kind: str,
-    start: int,
-    header_end: int,
-    body_start: int,
-    end: int,
+    raw: bytes, entity: _Entity, start: int, header_end: int, body_start: int, end: int
 ) -> Leaf | None:
-    cte = str(headers.get("content-transfer-encoding", "7bit")).strip().lower()
-    charset = headers.get_content_charset() or "us-ascii"
-    try:
-        name = codecs.lookup(charset).name
-    except LookupError:
-        return None
-    if name.startswith(_UNSAFE_CHARSETS):
-        return None
+    assert entity.subtype is not None and entity.charset is not None
+    cte, name = entity.cte, entity.charset
     data = raw[body_start:end]
     try:
         if cte == "quoted-printable":
@@ -219,7 +253,7 @@ def _leaf(
         text = data.decode(name)
     except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         return None
-    return Leaf(kind.split("/")[1], start, header_end, body_start, end, cte, name, text)
+    return Leaf(entity.subtype, start, header_end, body_start, end, cte, name, text)
 
 
 # --- writing ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -162,11 +162,18 @@ class Links:
     delivery_id: str
     key_id: int
     key: bytes
+    # Tokens made so far: a copy asks for its unsubscribe token twice (the https URL and
+    # the mailto address), and a token is a pure function of the fields above.
+    _made: dict[tuple[Kind, int], str] = field(default_factory=dict, compare=False, repr=False)
 
     def token(self, kind: Kind, position: int = 0) -> str:
-        return tracktokens.encode(
-            kind, self.delivery_id, position, key_id=self.key_id, key=self.key
-        )
+        made = self._made.get((kind, position))
+        if made is None:
+            made = tracktokens.encode(
+                kind, self.delivery_id, position, key_id=self.key_id, key=self.key
+            )
+            self._made[kind, position] = made
+        return made
 
     def url(self, kind: Kind, position: int = 0) -> str:
         if self.base is None:
