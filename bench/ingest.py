@@ -341,9 +341,7 @@ class Backend:
     def database_url(self) -> str | None:
         if self.name == "sqlite":
             return None
-        # public after the run's schema: migration 0016's pg_trgm operator classes live in
-        # the schema the extension went to, public when another run created it there
-        return f"{self.pg_url}?options=-csearch_path%3D{self.schema}%2Cpublic"
+        return f"{self.pg_url}?options=-csearch_path%3D{self.schema}"
 
     def _pg_connect(self) -> Any:
         import psycopg

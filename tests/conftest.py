@@ -81,9 +81,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _shared_trigram_extension(conn)
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in PG_URL else "?"
-    # public after the test's schema: migration 0016's pg_trgm operator classes live in
-    # the schema the extension went to, public when another run created it there
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}%2Cpublic"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     with admin.connect() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
