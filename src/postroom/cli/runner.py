@@ -223,8 +223,8 @@ async def serve(
     (see :func:`bind`); a role serves the listeners of its own that are there.
     ``health_socket``, when given, serves /healthz, /readyz and /metrics (api/health.py).
     A caller that passes ``stop`` owns the process's signals: none are installed.
-    ``freeze`` (a process of its own: ``postroom serve`` and its children) moves what
-    start-up allocated out of the cyclic GC's reach once the roles have started.
+    ``freeze`` (a process of its own: ``postroom serve`` and its children) tunes the
+    cyclic GC once the roles have started (:func:`settle_heap`).
     """
     gates = budget.gates_for(services.settings, budget.raise_open_files())
     if health_socket is not None:
