@@ -36,3 +36,23 @@ def test_system_randbits_uses_every_bit() -> None:
     draws = [system_randbits(13) for _ in range(64)]
     assert any(d >> 12 for d in draws)
     assert any(d & 1 for d in draws)
+
+
+@given(
+    st.integers(min_value=1, max_value=6).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(min_value=0, max_value=2 ** (128 * n) - 1))
+    )
+)
+def test_message_ids_cut_one_draw_into_version_4_uuids(drawn: tuple[int, int]) -> None:
+    count, bits = drawn
+    asked: list[int] = []
+    ids = IdFactory(randbits=lambda k: asked.append(k) or bits)
+    expected = [str(uuid.UUID(int=bits >> 128 * i & (2**128 - 1), version=4)) for i in range(count)]
+    assert ids.message_ids(count) == expected
+    assert asked == [128 * count]
+
+
+def test_message_ids_from_the_system_source_differ() -> None:
+    made = IdFactory().message_ids(500)
+    assert len(set(made)) == 500
+    assert all(uuid.UUID(text).version == 4 for text in made)

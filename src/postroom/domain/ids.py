@@ -20,6 +20,15 @@ def system_randbits(k: int) -> int:
     return int.from_bytes(os.urandom((k + 7) // 8)) >> (-k % 8)
 
 
+_BITS_128 = (1 << 128) - 1
+
+
+def _uuid4_text(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))``, without building the UUID object."""
+    h = f"{bits & _V4_CLEAR | _V4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class IdFactory:
     """Makes every id Postroom hands out; tests pass a seeded ``randbits``."""
 
@@ -31,8 +40,13 @@ class IdFactory:
 
         Formatted here rather than through ``str(uuid.UUID(...))`` (same text, half the
         time: the UUID object's checks and properties are not needed)."""
-        h = f"{self._randbits(128) & _V4_CLEAR | _V4_SET:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return _uuid4_text(self._randbits(128))
+
+    def message_ids(self, count: int) -> list[str]:
+        """``count`` message ids from one draw of randomness (one system call, not
+        ``count``): each id is 128 of its bits, the least significant first."""
+        bits = self._randbits(128 * count)
+        return [_uuid4_text(bits >> (128 * i) & _BITS_128) for i in range(count)]
 
     def hex(self, nbytes: int) -> str:
         return f"{self._randbits(nbytes * 8):0{nbytes * 2}x}"

@@ -12,7 +12,7 @@ from postroom.domain.streams import Stream
 
 
 def event_row(
-    ids: IdFactory,
+    ids: IdFactory | None,
     account_id: int,
     kind: EventKind,
     delivery_id: str | None,
@@ -20,10 +20,18 @@ def event_row(
     recipient: str | None,
     details: dict[str, Any],
     now: datetime,
+    *,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
-    """An ``events`` row: ``delivery_id`` is the contract's message_id of one recipient."""
+    """An ``events`` row: ``delivery_id`` is the contract's message_id of one recipient.
+
+    The row's own id is ``event_id`` when the caller drew it already (accept draws all of
+    a message's ids at once), else a fresh one from ``ids``."""
+    if event_id is None:
+        assert ids is not None, "event_row needs ids or an event_id"
+        event_id = ids.message_id()
     return {
-        "event_id": ids.message_id(),
+        "event_id": event_id,
         "account_id": account_id,
         "kind": kind.value,
         "message_id": delivery_id,

@@ -283,7 +283,11 @@ def _prepare(
 ) -> _Prepared:
     draft, template = used.apply(draft)
     _authorize_sender(senders, draft)
-    message_pk = services.ids.message_id()
+    # Every id this message needs in one draw: its own (also its first delivery's), and
+    # when queued the other deliveries' and one accepted event's per recipient.
+    queued = origin.inbox_id is None
+    fresh = services.ids.message_ids(2 * len(draft.recipients) if queued else 1)
+    message_pk = fresh[0]
     rfc_id = draft.message_id or make_message_id(
         draft.sender.domain or "postroom.invalid", message_pk
     )
@@ -318,7 +322,7 @@ def _prepare(
     if origin.inbox_id is not None:
         captured = captured_row(message, raw, inbox_id=origin.inbox_id, now=now)
         return _Prepared(message, raw, [], [], captured)
-    deliveries, events = _delivery_rows(services, origin, draft, message_pk, now)
+    deliveries, events = _delivery_rows(origin, draft, fresh, now)
     return _Prepared(message, raw, deliveries, events)
 
 
@@ -331,13 +335,16 @@ def _size(body: str | None) -> int:
 
 
 def _delivery_rows(
-    services: Services, origin: Origin, draft: MessageDraft, message_pk: str, now: datetime
+    origin: Origin, draft: MessageDraft, fresh: list[str], now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One queued delivery and one accepted event per recipient. ``fresh`` holds two ids
+    per recipient: the deliveries' (the first is the message's own), then the events'."""
     deliveries, events = [], []
+    message_pk, count = fresh[0], len(fresh) // 2
     # Enum members' .value goes through a descriptor: read once per message, not per row.
     stream, priority, queued = origin.stream.value, origin.stream.priority, _QUEUED
     for position, (kind, address) in enumerate(draft.recipients):
-        delivery_id = message_pk if position == 0 else services.ids.message_id()
+        delivery_id = fresh[position]
         deliveries.append(
             {
                 "id": delivery_id,
@@ -359,7 +366,7 @@ def _delivery_rows(
         )
         events.append(
             event_row(
-                services.ids,
+                None,
                 origin.account_id,
                 EventKind.ACCEPTED,
                 delivery_id,
@@ -367,6 +374,7 @@ def _delivery_rows(
                 address.email,
                 {},
                 now,
+                event_id=fresh[count + position],
             )
         )
     return deliveries, events
