@@ -39,7 +39,7 @@ from postroom.domain.headers import (
     parse_date,
     parse_message_id,
 )
-from postroom.domain.messages import Address, Attachment, MessageDraft
+from postroom.domain.messages import Address, Attachment, MessageDraft, utf8_len
 from postroom.errors import PayloadTooLarge, ValidationFailed
 
 # Fields a batch ``base`` may carry; every one of them may also appear in a request.
@@ -180,11 +180,6 @@ def _json_size(value: object) -> int | None:
         return None
 
 
-def _utf8_len(text: str) -> int:
-    # isascii() reads a flag of the string (no scan): ASCII text is not encoded to be sized.
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 def _body_size(body: str) -> int | None:
     """A body's UTF-8 size, or None when it cannot be mail.
 
@@ -211,7 +206,7 @@ def _valid_address(email: str, name: str | None) -> tuple[Address, int] | None:
     if not is_valid_email(email) or (name is not None and not is_header_text(name)):
         return None
     name = name or ""
-    return Address(email=email, name=name), _utf8_len(email) + _utf8_len(name) + 4
+    return Address(email=email, name=name), utf8_len(email) + utf8_len(name) + 4
 
 
 class _MessageParser:
@@ -313,7 +308,7 @@ class _MessageParser:
         name = self._display_name(value.get("name"), say)
         if email is None or name is None:
             return None
-        self._add_size(_utf8_len(email) + _utf8_len(name) + 4)
+        self._add_size(utf8_len(email) + utf8_len(name) + 4)
         return Address(email=email, name=name)
 
     def _display_name(self, value: object, say: Callable[[str], str]) -> str | None:
@@ -376,7 +371,7 @@ class _MessageParser:
         subject = self._string("subject") or ""
         if not is_header_text(subject):
             self._error("'subject' contains invalid characters")
-        self._add_size(_utf8_len(subject))
+        self._add_size(utf8_len(subject))
         return subject
 
     def _bodies(self, templated: bool) -> tuple[str | None, str | None]:
@@ -396,7 +391,7 @@ class _MessageParser:
         size = _body_size(value)
         if size is None:
             self._error(f"'{field}' contains invalid characters")
-            size = _utf8_len(value)
+            size = utf8_len(value)
         self._add_size(size)
         return value
 
@@ -472,7 +467,7 @@ class _MessageParser:
         if len(value) > self._limits.max_header_fields:
             self._error(f"'headers' must contain at most {self._limits.max_header_fields} fields")
             return (), None, None
-        size = sum(len(name) + _utf8_len(text) + 4 for name, text in value.items())
+        size = sum(len(name) + utf8_len(text) + 4 for name, text in value.items())
         if size > self._limits.max_header_bytes:
             self._error(f"'headers' must be at most {self._limits.max_header_bytes} bytes")
             return (), None, None

@@ -13,6 +13,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 
+def utf8_len(text: str) -> int:
+    """``text``'s size in UTF-8 (lone surrogates counted as encoded). ``isascii`` answers
+    from the string's header without a scan, so ASCII text, the common case, is not
+    encoded just to be measured."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     """A mailbox: an addr-spec and an optional display name (no CR/LF: validated upstream)."""

@@ -32,6 +32,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from postroom.domain.mime import quoted_printable
+from postroom.domain.rawmail import has_bare_eol
 
 _CRLF = b"\r\n"
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
@@ -170,8 +171,7 @@ def read_headers(block: bytes, only: frozenset[bytes] | None = None) -> Message:
     A block with a CR or LF outside a CRLF (the parser breaks lines there too) goes to the
     parser itself. ``tests/unit/test_trackedmime_headers.py`` checks the two agree.
     """
-    crlf = block.count(_CRLF)
-    if block.count(b"\r") != crlf or block.count(b"\n") != crlf or not block.endswith(_CRLF):
+    if has_bare_eol(block) or not block.endswith(_CRLF):
         parsed = _HEADER_PARSER.parsebytes(block)
         if only is None:
             return parsed

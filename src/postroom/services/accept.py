@@ -31,7 +31,7 @@ from postroom.domain.emailtemplates import CompiledEmailTemplate, RenderOptions
 from postroom.domain.events import EventKind
 from postroom.domain.handlebars import TemplateError
 from postroom.domain.ids import IdFactory
-from postroom.domain.messages import MessageDraft
+from postroom.domain.messages import MessageDraft, utf8_len
 from postroom.domain.mime import build_message, make_message_id
 from postroom.domain.streams import Stream
 from postroom.domain.submitted import complete_message
@@ -327,11 +327,7 @@ def _prepare(
 
 
 def _size(body: str | None) -> int:
-    """The body's UTF-8 size. ``isascii`` answers from the string's header (no scan), so
-    an ASCII body, the common case, is not encoded just to be measured."""
-    if not body:
-        return 0
-    return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
+    return utf8_len(body) if body else 0
 
 
 def _delivery_rows(
